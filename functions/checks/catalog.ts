@@ -1,0 +1,34 @@
+/** Every health check, in report order. Adding a check is adding its file and a line here. */
+import type { CheckName } from '../contract/index.ts';
+import { blocking } from './blocking.ts';
+import { connections } from './connections.ts';
+import { duplicateIds } from './duplicate-ids.ts';
+import { freshness } from './freshness.ts';
+import { longRunning } from './long-running.ts';
+import { mvStaleness } from './mv-staleness.ts';
+import { orphanResults } from './orphan-results.ts';
+import { permissions } from './permissions.ts';
+import { queryLatency } from './query-latency.ts';
+import { requiredNulls } from './required-nulls.ts';
+import { tableStats } from './table-stats.ts';
+import type { HealthCheck } from './types.ts';
+import { viewExists } from './view-exists.ts';
+import { viewQueryable } from './view-queryable.ts';
+import { viewSchema } from './view-schema.ts';
+
+export const CATALOG: Record<CheckName, HealthCheck> = {
+  view_exists: viewExists,
+  view_schema: viewSchema,
+  view_queryable: viewQueryable,
+  permissions,
+  required_nulls: requiredNulls,
+  orphan_results: orphanResults,
+  duplicate_ids: duplicateIds,
+  freshness,
+  table_stats: tableStats,
+  blocking,
+  long_running: longRunning,
+  connections,
+  query_latency: queryLatency,
+  mv_staleness: mvStaleness,
+};

@@ -1,0 +1,31 @@
+import { OPS_SCHEMA } from '../contract/index.ts';
+import { classifyDbError } from '../db/errors.ts';
+import { qualified } from '../db/identifiers.ts';
+import type { Pool } from '../db/pool.ts';
+import type { DatabaseFacts } from './types.ts';
+
+/**
+ * One round trip before the checks: the server version and which of our relations exist. When
+ * this fails the database is unreachable and the job itself has failed.
+ */
+export async function loadFacts(pool: Pool, schema: string): Promise<DatabaseFacts> {
+  try {
+    const { rows } = await pool.query<{ version: number; attempt_kind: string | null; mv: string | null; mv_populated: boolean | null; job_runs: string | null }>(
+      `SELECT current_setting('server_version_num')::int AS version,
+              (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)) AS attempt_kind,
+              to_regclass($2)::text AS mv,
+              (SELECT relispopulated FROM pg_class WHERE oid = to_regclass($2) AND relkind = 'm') AS mv_populated,
+              to_regclass($3)::text AS job_runs`,
+      [qualified(schema, 'attempt'), qualified(schema, 'attempt_mv'), qualified(OPS_SCHEMA, 'job_runs')],
+    );
+    const r = rows[0]!;
+    return {
+      serverVersion: r.version,
+      attemptKind: r.attempt_kind,
+      attemptMv: { exists: r.mv !== null, populated: r.mv_populated === true },
+      hasJobRuns: r.job_runs !== null,
+    };
+  } catch (err) {
+    throw classifyDbError(err);
+  }
+}

@@ -1,0 +1,29 @@
+import { CHECK_SPECS } from '../contract/index.ts';
+import { qualified } from '../db/identifiers.ts';
+import { scopePhrase, sourceRowsSql } from './source-sql.ts';
+import type { HealthCheck } from './types.ts';
+
+/** Runbook section 4: a questionId with no questions row silently drops the result from the view. */
+export const orphanResults: HealthCheck = {
+  spec: CHECK_SPECS.orphan_results,
+  async measure({ db, schema, since, facts }) {
+    const src = sourceRowsSql({ schema, since, serverVersion: facts.serverVersion });
+    const { rows } = await db.query<{ orphans: string; question_ids: number[] | null; sample: string[] | null }>(
+      `WITH o AS (
+         SELECT s.id, s.safe_qid FROM (${src.sql}) s
+          WHERE s.safe_qid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${qualified(schema, 'questions')} q WHERE q.id = s.safe_qid))
+       SELECT count(*) AS orphans, (array_agg(DISTINCT safe_qid))[1:10] AS question_ids,
+              (array_agg(id ORDER BY id))[1:10]::text[] AS sample
+         FROM o`,
+      src.params,
+    );
+    const value = Number(rows[0]?.orphans ?? 0);
+    const where = scopePhrase(since);
+    if (value === 0) return { value, message: `every questionId ${where} has a question` };
+    return {
+      value,
+      message: `${value} result(s) ${where} reference a missing question (questionId ${(rows[0]?.question_ids ?? []).join(', ')})`,
+      details: [{ missingQuestionIds: rows[0]?.question_ids ?? [], sampleExamResultIds: rows[0]?.sample ?? [] }],
+    };
+  },
+};

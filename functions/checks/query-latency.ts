@@ -1,0 +1,71 @@
+import { CHECK_SPECS, THRESHOLDS } from '../contract/index.ts';
+import { classifyDbError } from '../db/errors.ts';
+import { qualified } from '../db/identifiers.ts';
+import { STUDENT_UUID_SQL } from './source-sql.ts';
+import type { HealthCheck } from './types.ts';
+
+/** Runbook section 3's diagnosis query: one student's last 30 days. */
+export function section3QuerySql(relation: string): string {
+  return `SELECT * FROM ${relation} WHERE student_id = $1 AND completed_at >= CURRENT_DATE - INTERVAL '30 days'`;
+}
+
+/** Each probe may run this long; a probe that hits it is over the critical threshold by definition. */
+export const LATENCY_TIMEOUT_MS = THRESHOLDS.latencyCriticalMs + 500;
+
+/** Nearest-rank percentile. */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[rank - 1] ?? 0;
+}
+
+/**
+ * Times section 3's query for a few recently active students. On attempt_mv when it is populated
+ * (what the readers use once it exists); on the view otherwise, where one probe can take seconds
+ * at scale, so there is a single probe, cut off just past the critical threshold.
+ */
+export const queryLatency: HealthCheck = {
+  spec: CHECK_SPECS.query_latency,
+  timeoutMs: LATENCY_TIMEOUT_MS,
+  async measure({ db, schema, facts, settings }) {
+    const onMv = facts.attemptMv.exists && facts.attemptMv.populated;
+    if (!onMv && facts.attemptKind === null) return { value: null, status: 'skipped', message: 'neither attempt nor attempt_mv exists' };
+    const relation = qualified(schema, onMv ? 'attempt_mv' : 'attempt');
+    // Recently active students, read through the completed_at index: no scan of the table.
+    const sample = await db.query<{ student_id: string }>(
+      `SELECT DISTINCT student_id FROM (
+         SELECT ${STUDENT_UUID_SQL} AS student_id FROM ${qualified(schema, 'exam_results')} er
+          WHERE er.student_id IS NOT NULL ORDER BY er.completed_at DESC LIMIT 200) s
+        LIMIT 50`,
+    );
+    const students = sample.rows.map((r) => r.student_id);
+    if (students.length === 0) return { value: null, status: 'skipped', message: 'no student to sample' };
+    const probes = onMv ? Math.min(settings.latencySamples, students.length) : 1;
+    const picked = Array.from({ length: probes }, (_, i) => students[Math.floor((i * students.length) / probes)] as string);
+    const timings: number[] = [];
+    let timedOut = false;
+    for (const student of picked) {
+      const started = performance.now();
+      try {
+        await db.query(section3QuerySql(relation), [student]);
+        timings.push(performance.now() - started);
+      } catch (err) {
+        const e = classifyDbError(err, 'latency probe');
+        if (e.kind !== 'timeout') throw e;
+        // A timeout is over the threshold: it counts as what it waited, and the transaction is spent.
+        timings.push(performance.now() - started);
+        timedOut = true;
+        break;
+      }
+    }
+    const p99 = Math.round(percentile(timings, 99));
+    const on = onMv ? 'attempt_mv' : 'attempt (the view; attempt_mv is absent or unpopulated)';
+    const details = [{ relation: onMv ? 'attempt_mv' : 'attempt', probes: timings.length, timingsMs: timings.map((t) => Math.round(t * 10) / 10), timedOut }];
+    const message = `${timedOut ? 'timed out: ' : ''}p99 ${p99} ms over ${timings.length} probe(s) on ${on}`;
+    if (p99 > THRESHOLDS.latencyCriticalMs) return { value: p99, status: 'critical', message, details };
+    if (p99 > THRESHOLDS.latencyWarningMs) {
+      return { value: p99, status: 'warning', message: `${message}, over twice the ${THRESHOLDS.latencyBaselineMs} ms baseline`, details };
+    }
+    return { value: p99, status: 'ok', message, details };
+  },
+};

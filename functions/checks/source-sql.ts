@@ -1,0 +1,71 @@
+/**
+ * SQL fragments that reproduce, on the base tables, what the V1 view computes, without its window
+ * function and without its casts' failure modes. The data-quality checks read through these:
+ * a poison row must be counted, not abort the query that looks for it.
+ */
+import { qualified } from '../db/identifiers.ts';
+
+const QID = "(er.result_json->>'questionId')";
+const RT = "(er.result_json->>'responseTime')";
+
+/** Is the text a valid int4 literal, as the view's ::int cast will judge it on this server? */
+export function validIntSql(expr: string, serverVersion: number): string {
+  if (serverVersion >= 160000) return `pg_input_is_valid(${expr}, 'integer')`;
+  // PostgreSQL 15 accepts surrounding whitespace, a sign and decimal digits only.
+  return `(CASE WHEN ${expr} ~ '^\\s*[+-]?[0-9]+\\s*$' AND length(substring(${expr} from '^\\s*[+-]?0*([0-9]*)\\s*$')) <= 10
+    THEN substring(${expr} from '^\\s*([+-]?[0-9]+)\\s*$')::numeric BETWEEN -2147483648 AND 2147483647 ELSE false END)`;
+}
+
+/** Would ROUND(COALESCE(NULLIF(x, '')::numeric, 0))::int succeed? */
+export function validResponseTimeSql(expr: string, serverVersion: number): string {
+  const numericOk =
+    serverVersion >= 160000
+      ? `pg_input_is_valid(${expr}, 'numeric')`
+      : // Exponents of four or more digits are counted as poison: the cast itself could overflow.
+        `${expr} ~ '^\\s*[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]{1,3})?\\s*$'`;
+  return `(${expr} IS NULL OR ${expr} = '' OR (CASE WHEN ${numericOk}
+    THEN round(${expr}::numeric) BETWEEN -2147483648 AND 2147483647 ELSE false END))`;
+}
+
+/** The questionId as the view casts it, or NULL where that cast would fail. */
+export function safeQuestionIdSql(serverVersion: number): string {
+  return `(CASE WHEN ${validIntSql(QID, serverVersion)} THEN ${QID}::int END)`;
+}
+
+export interface SourceWindow {
+  schema: string;
+  since: Date | null;
+  serverVersion: number;
+}
+
+/** WHERE clause (with $1 bound to `since` when there is one) and its parameters. */
+export function windowFilter(w: SourceWindow, alias = 'er'): { sql: string; params: unknown[] } {
+  return w.since ? { sql: `${alias}.completed_at >= $1`, params: [w.since] } : { sql: 'true', params: [] };
+}
+
+/** exam_results rows the view reads (questionId present), with the safe questionId. */
+export function sourceRowsSql(w: SourceWindow): { sql: string; params: unknown[] } {
+  const f = windowFilter(w);
+  return {
+    sql: `SELECT er.*, ${safeQuestionIdSql(w.serverVersion)} AS safe_qid, ${QID} AS raw_qid
+      FROM ${qualified(w.schema, 'exam_results')} er
+      WHERE ${QID} IS NOT NULL AND ${f.sql}`,
+    params: f.params,
+  };
+}
+
+export const RAW = { questionId: QID, responseTime: RT };
+
+/** The view's id expression, over an exam_results alias and a questions alias. */
+export function attemptIdSql(er = 'er', q = 'q'): string {
+  return `(('x' || LEFT(MD5(${er}.id::text || '-' || ${q}.item_id::text), 16))::bit(64)::bigint)`;
+}
+
+/** The view's student_id expression. */
+export const STUDENT_UUID_SQL = `(CASE WHEN er.student_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+  THEN er.student_id::uuid ELSE ('00000000-0000-0000-0000-' || LPAD(LEFT(MD5(er.student_id), 12), 12, '0'))::uuid END)`;
+
+/** A scope phrase for messages: "since 2026-11-24T03:00:00.000Z" or "in every row". */
+export function scopePhrase(since: Date | null): string {
+  return since ? `since ${since.toISOString()}` : 'in every row';
+}

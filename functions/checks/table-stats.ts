@@ -1,0 +1,57 @@
+import { CHECK_SPECS, DIMENSION_TABLE, THRESHOLDS, datum } from '../contract/index.ts';
+import { qualified } from '../db/identifiers.ts';
+import type { HealthCheck } from './types.ts';
+
+type TableRow = {
+  table: string;
+  live: string;
+  dead: string;
+  modified: string;
+  last_analyze: Date | null;
+  age_hours: number;
+};
+
+/**
+ * Runbook section 3: stale statistics (no analyze for 7 days) and bloat (over 10 % dead tuples)
+ * make the planner pick the sequential scans behind slow queries. The value is how many tables fail.
+ */
+export const tableStats: HealthCheck = {
+  spec: CHECK_SPECS.table_stats,
+  async measure({ db, schema, target, facts }) {
+    const tables = ['exam_results', 'questions'];
+    if (facts.attemptMv.exists) tables.push('attempt_mv');
+    const { rows } = await db.query<TableRow>(
+      `SELECT s.relname AS table, s.n_live_tup AS live, s.n_dead_tup AS dead, s.n_mod_since_analyze AS modified,
+              greatest(s.last_analyze, s.last_autoanalyze) AS last_analyze,
+              -- Never analyzed: the age is at least the time since statistics began (a lower bound).
+              extract(epoch FROM now() - coalesce(greatest(s.last_analyze, s.last_autoanalyze),
+                (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()), pg_postmaster_start_time())) / 3600 AS age_hours
+         FROM pg_stat_user_tables s
+        WHERE s.relid = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)`,
+      [tables.map((t) => qualified(schema, t))],
+    );
+    const metrics = [];
+    const details = [];
+    const failing: string[] = [];
+    for (const r of rows) {
+      const live = Number(r.live);
+      const dead = Number(r.dead);
+      const ratio = live + dead === 0 ? 0 : dead / (live + dead);
+      const ageHours = Number(Number(r.age_hours).toFixed(2));
+      const neverAnalyzed = r.last_analyze === null;
+      // An empty table that was never analyzed has nothing for the planner to misjudge.
+      const stale = neverAnalyzed ? live + dead + Number(r.modified) > 0 : ageHours > THRESHOLDS.statsAgeHours;
+      const bloated = ratio > THRESHOLDS.deadTupleRatio;
+      if (stale || bloated) failing.push(`${r.table} (${[stale ? (neverAnalyzed ? 'never analyzed' : `analyzed ${ageHours} h ago`) : '', bloated ? `${(ratio * 100).toFixed(1)} % dead tuples` : ''].filter(Boolean).join(', ')})`);
+      metrics.push(datum('table_stats_age_hours', ageHours, target, { [DIMENSION_TABLE]: r.table }));
+      metrics.push(datum('table_dead_tuple_ratio', Number(ratio.toFixed(4)), target, { [DIMENSION_TABLE]: r.table }));
+      details.push({
+        table: r.table, lastAnalyze: r.last_analyze?.toISOString() ?? null, ageHours, liveTuples: live, deadTuples: dead,
+        deadTupleRatio: Number(ratio.toFixed(4)), modifiedSinceAnalyze: Number(r.modified), stale, bloated,
+      });
+    }
+    const value = failing.length;
+    const message = value === 0 ? `statistics fresh and dead tuples under 10 % on ${rows.map((r) => r.table).join(', ')}` : `stale statistics or bloat: ${failing.join('; ')}`;
+    return { value, threshold: 0, message, details, metrics, emitValue: false, status: value === 0 ? 'ok' : 'warning' };
+  },
+};

@@ -1,0 +1,66 @@
+import { CHECK_SPECS } from '../contract/index.ts';
+import { classifyDbError } from '../db/errors.ts';
+import { qualified } from '../db/identifiers.ts';
+import { RAW, scopePhrase, validIntSql, validResponseTimeSql, windowFilter } from './source-sql.ts';
+import type { HealthCheck } from './types.ts';
+
+/**
+ * Rows that make every query of the view fail: one questionId that is not an integer aborts the
+ * join for everybody, a responseTime that is not a number aborts any query that reads it. Counted
+ * on the base tables, so the count itself cannot fail on them.
+ */
+export const viewQueryable: HealthCheck = {
+  spec: CHECK_SPECS.view_queryable,
+  async measure({ db, schema, since, facts }) {
+    const v = facts.serverVersion;
+    const f = windowFilter({ schema, since, serverVersion: v });
+    const validQid = validIntSql(RAW.questionId, v);
+    const { rows } = await db.query<{ bad_qid: string; bad_rt: string; sample: string[] | null }>(
+      `WITH src AS (
+         SELECT er.id, ${validQid} AS qid_ok, ${validResponseTimeSql(RAW.responseTime, v)} AS rt_ok,
+                CASE WHEN ${validQid} THEN ${RAW.questionId}::int END AS qid
+           FROM ${qualified(schema, 'exam_results')} er
+          WHERE ${RAW.questionId} IS NOT NULL AND ${f.sql}),
+       bad AS (
+         SELECT src.id, NOT src.qid_ok AS bad_qid,
+                src.qid_ok AND NOT src.rt_ok AND EXISTS (SELECT 1 FROM ${qualified(schema, 'questions')} q WHERE q.id = src.qid) AS bad_rt
+           FROM src WHERE NOT src.qid_ok OR NOT src.rt_ok)
+       SELECT count(*) FILTER (WHERE bad_qid) AS bad_qid, count(*) FILTER (WHERE bad_rt) AS bad_rt,
+              (array_agg(id ORDER BY id) FILTER (WHERE bad_qid OR bad_rt))[1:10]::text[] AS sample
+         FROM bad`,
+      f.params,
+    );
+    const badQid = Number(rows[0]?.bad_qid ?? 0);
+    const badRt = Number(rows[0]?.bad_rt ?? 0);
+    const poison = badQid + badRt;
+    const details: unknown[] = [
+      { kind: 'non_integer_question_id', rows: badQid },
+      { kind: 'non_numeric_response_time', rows: badRt },
+    ];
+    if (poison > 0) details.push({ sampleExamResultIds: rows[0]?.sample ?? [] });
+
+    let planError: string | undefined;
+    if (facts.attemptKind !== null) {
+      // Planning the view (not running it) proves it still resolves: columns, casts, grants.
+      try {
+        await db.query('SAVEPOINT plan_probe');
+        await db.query(`EXPLAIN SELECT * FROM ${qualified(schema, 'attempt')}`);
+        await db.query('RELEASE SAVEPOINT plan_probe');
+      } catch (err) {
+        await db.query('ROLLBACK TO SAVEPOINT plan_probe');
+        planError = classifyDbError(err, 'the view').message;
+        details.push({ kind: 'view_error', error: planError });
+      }
+    }
+    const where = scopePhrase(since);
+    if (planError) return { value: poison, status: 'critical', message: `${planError}`, details };
+    if (poison > 0) {
+      return {
+        value: poison,
+        message: `${poison} poison row(s) ${where} make queries of the view fail (${badQid} non-integer questionId, ${badRt} non-numeric responseTime)`,
+        details,
+      };
+    }
+    return { value: 0, message: `no poison rows ${where}`, details };
+  },
+};

@@ -1,0 +1,119 @@
+/**
+ * The only place a pg pool is made. One pool per process (per Lambda container), created lazily;
+ * every session carries explicit timeouts and application_name = attempt-ops/<job>, so our
+ * sessions are recognisable in pg_stat_activity and never wait longer than the job may.
+ */
+import pg from 'pg';
+import type { ConnectionSettings } from './connection.ts';
+import { classifyDbError } from './errors.ts';
+import { quoteIdent } from './identifiers.ts';
+
+export interface SessionTimeouts {
+  /** statement_timeout for every statement of the session (ms). */
+  statementTimeoutMs: number;
+  /** lock_timeout: we never queue behind DDL for long (ms). */
+  lockTimeoutMs: number;
+  /** How long to wait for a connection before calling the database unreachable (ms). */
+  connectTimeoutMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: SessionTimeouts = {
+  statementTimeoutMs: 30_000,
+  lockTimeoutMs: 3_000,
+  connectTimeoutMs: 5_000,
+};
+
+export interface PoolOptions {
+  job: string;
+  timeouts?: Partial<SessionTimeouts>;
+  /** Small on purpose: the checks must not become the load they watch. */
+  max?: number;
+  /** Where pool-level errors go (an idle client whose backend died); never a secret. */
+  onError?: (message: string) => void;
+}
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+export function createPool(settings: ConnectionSettings, options: PoolOptions): pg.Pool {
+  const timeouts: SessionTimeouts = {
+    statementTimeoutMs: options.timeouts?.statementTimeoutMs ?? DEFAULT_TIMEOUTS.statementTimeoutMs,
+    lockTimeoutMs: options.timeouts?.lockTimeoutMs ?? DEFAULT_TIMEOUTS.lockTimeoutMs,
+    connectTimeoutMs: options.timeouts?.connectTimeoutMs ?? DEFAULT_TIMEOUTS.connectTimeoutMs,
+  };
+  const pool = new pg.Pool({
+    host: settings.host,
+    port: settings.port,
+    user: settings.user,
+    password: settings.password,
+    database: settings.database,
+    ...(settings.ssl !== undefined ? { ssl: settings.ssl } : {}),
+    application_name: `attempt-ops/${options.job}`,
+    statement_timeout: timeouts.statementTimeoutMs,
+    lock_timeout: timeouts.lockTimeoutMs,
+    // A session left idle in a transaction by a bug must not hold locks on the view's tables.
+    idle_in_transaction_session_timeout: Math.max(timeouts.statementTimeoutMs, 10_000),
+    connectionTimeoutMillis: timeouts.connectTimeoutMs,
+    // Guards against a server that accepted the connection and then went silent: pg gives up a
+    // little after the server-side timeout would have fired.
+    query_timeout: timeouts.statementTimeoutMs + 5_000,
+    max: options.max ?? 3,
+    idleTimeoutMillis: 10_000,
+    keepAlive: true,
+    allowExitOnIdle: true,
+  });
+  // An idle client whose backend was terminated emits here; without a listener it would crash
+  // the process. The pool drops that client by itself.
+  pool.on('error', (err) => options.onError?.(`idle database client dropped: ${classifyDbError(err).message}`));
+  return pool;
+}
+
+export interface TransactionOptions {
+  readOnly?: boolean;
+  statementTimeoutMs?: number;
+  lockTimeoutMs?: number;
+}
+
+/**
+ * Run fn in one transaction on one client. A client that failed at the connection level is
+ * destroyed rather than returned to the pool.
+ */
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  options: TransactionOptions,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw classifyDbError(err);
+  }
+  let broken: Error | undefined;
+  try {
+    await client.query(options.readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
+    if (options.statementTimeoutMs !== undefined) {
+      await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.round(options.statementTimeoutMs))}`);
+    }
+    if (options.lockTimeoutMs !== undefined) {
+      await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs))}`);
+    }
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackError) {
+      broken = rollbackError as Error;
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** SET ROLE for a session, quoted. */
+export function setRoleSql(role: string): string {
+  return `SET ROLE ${quoteIdent(role)}`;
+}

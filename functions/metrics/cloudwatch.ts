@@ -1,0 +1,71 @@
+/**
+ * PutMetricData, batched. The API takes at most 1,000 datums and 1 MB per call (2023 limits);
+ * a run sends ceil(n / 1000) calls, and a batch is split further only if it would pass 1 MB.
+ */
+import { CloudWatchClient, PutMetricDataCommand, type MetricDatum as CwDatum } from '@aws-sdk/client-cloudwatch';
+import type { MetricDatum } from '../contract/index.ts';
+import { AttemptOpsError } from '../db/errors.ts';
+import type { MetricSink } from './sink.ts';
+
+export const MAX_DATUMS_PER_CALL = 1000;
+/** Payload ceiling with headroom for the request envelope. */
+export const MAX_BYTES_PER_CALL = 1_000_000 - 50_000;
+
+let client: CloudWatchClient | undefined;
+/** One client per container, made on first use; the SDK retries throttling with backoff. */
+export function cloudWatchClient(): CloudWatchClient {
+  client ??= new CloudWatchClient({ maxAttempts: 5, retryMode: 'adaptive' });
+  return client;
+}
+
+function toCloudWatch(d: MetricDatum, timestamp: Date): CwDatum {
+  return {
+    MetricName: d.name,
+    Value: d.value,
+    Unit: d.unit,
+    Timestamp: timestamp,
+    Dimensions: Object.entries(d.dimensions).map(([Name, Value]) => ({ Name, Value })),
+  };
+}
+
+/** Split datums into the fewest batches the API's count and size limits allow. */
+export function batchDatums<T>(items: readonly T[], size: (item: T) => number = () => 0): T[][] {
+  const batches: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const b = size(item);
+    if (current.length > 0 && (current.length >= MAX_DATUMS_PER_CALL || bytes + b > MAX_BYTES_PER_CALL)) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += b;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+export function cloudWatchSink(options: { namespace: string; client?: CloudWatchClient; now?: () => Date }): MetricSink {
+  return {
+    kind: 'cloudwatch',
+    async publish(data) {
+      if (data.length === 0) return { calls: 0, datums: 0 };
+      const cw = options.client ?? cloudWatchClient();
+      const timestamp = (options.now ?? (() => new Date()))();
+      const datums = data.map((d) => toCloudWatch(d, timestamp));
+      const batches = batchDatums(datums, (d) => JSON.stringify(d).length);
+      for (const batch of batches) {
+        try {
+          await cw.send(new PutMetricDataCommand({ Namespace: options.namespace, MetricData: batch }));
+        } catch (err) {
+          // After the SDK's own retries: fail the job loudly rather than drop a metric silently.
+          const name = (err as { name?: string }).name ?? 'Error';
+          throw new AttemptOpsError('metrics', `PutMetricData failed after retries (${name}): ${batch.length} datum(s) not published`, { cause: err });
+        }
+      }
+      return { calls: batches.length, datums: data.length };
+    },
+  };
+}
