@@ -65,7 +65,7 @@ export function attemptIdSql(er = 'er', q = 'q'): string {
 export const STUDENT_UUID_SQL = `(CASE WHEN er.student_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
   THEN er.student_id::uuid ELSE ('00000000-0000-0000-0000-' || LPAD(LEFT(MD5(er.student_id), 12), 12, '0'))::uuid END)`;
 
-/** A scope phrase for messages: "since 2026-11-24T03:00:00.000Z" or "in every row". */
+/** A scope phrase for messages: "since 2026-11-24T03:00:00.000Z" or "among all rows". */
 export function scopePhrase(since: Date | null): string {
-  return since ? `since ${since.toISOString()}` : 'in every row';
+  return since ? `since ${since.toISOString()}` : 'among all rows';
 }

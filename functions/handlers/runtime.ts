@@ -8,11 +8,12 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
-import { describeIssues, jobSuccessDatum, type JobName, type MetricDatum, type ReportEnvelope } from '../contract/index.ts';
+import { describeIssues, type JobName, type ReportEnvelope } from '../contract/index.ts';
 import { fromSecretString, type ConnectionSettings } from '../db/connection.ts';
-import { AttemptOpsError, ConfigError, oneLine } from '../db/errors.ts';
+import { ConfigError } from '../db/errors.ts';
 import { createPool, type Pool, type SessionTimeouts } from '../db/pool.ts';
 import type { JobDeps } from '../jobs/deps.ts';
+import { executeJob } from '../jobs/execute.ts';
 import { cloudWatchSink } from '../metrics/cloudwatch.ts';
 import { noneSink, stdoutSink, type MetricSink } from '../metrics/sink.ts';
 import { readLambdaConfig, type RuntimeConfig } from '../runtime/config.ts';
@@ -104,27 +105,18 @@ export function createJobHandler<S extends z.ZodType, R extends ReportEnvelope>(
   const core = async (payload: z.infer<S>, context: Context): Promise<R> => {
     const cfg = getConfig();
     const log = createLogger({ job: options.job, level: cfg.logLevel });
-    const sink = sinkFor(cfg);
-    const dryRun = options.isDryRun?.(payload) ?? false;
-    const publish = async (data: MetricDatum[]) => {
-      if (!dryRun) await sink.publish(data);
-    };
-    let report: R;
-    try {
-      const p = await getPool(options.job, log, options.timeouts);
-      const remainingMs = () => (context?.getRemainingTimeInMillis?.() ?? 900_000) - LAMBDA_HEADROOM_MS;
-      report = await options.run({ pool: p, target: cfg.target, schema: cfg.schema, appRole: cfg.appRole, log, remainingMs }, payload);
-    } catch (err) {
-      const e = err instanceof AttemptOpsError ? err : new AttemptOpsError('job', oneLine(err), { cause: err });
-      log.error('job failed', { error: e.message, kind: e.kind });
-      // The heartbeat says "failed" before the error reaches Lambda; if even that fails, the
-      // original error is still what the invocation reports.
-      await publish([jobSuccessDatum(options.job, false, cfg.target)]).catch((pubErr) => log.error('could not publish job_success 0', { error: oneLine(pubErr) }));
-      throw e;
-    }
-    // The report is logged before publishing, so a PutMetricData failure never loses it.
-    log.info('job finished', { status: report.status, report });
-    await publish([...report.metrics, jobSuccessDatum(options.job, true, cfg.target)]);
+    const remainingMs = () => (context?.getRemainingTimeInMillis?.() ?? 900_000) - LAMBDA_HEADROOM_MS;
+    const { report } = await executeJob({
+      job: options.job,
+      target: cfg.target,
+      sink: sinkFor(cfg),
+      dryRun: options.isDryRun?.(payload) ?? false,
+      log,
+      run: async () => {
+        const p = await getPool(options.job, log, options.timeouts);
+        return options.run({ pool: p, target: cfg.target, schema: cfg.schema, appRole: cfg.appRole, log, remainingMs }, payload);
+      },
+    });
     return report;
   };
   return middy<unknown, R>(async (event: unknown, context: Context) => core(event as z.infer<S>, context)).use(validatePayload(options.schema, options.job));

@@ -1,0 +1,24 @@
+/** The shape of one CLI command; main.ts parses, validates and dispatches. */
+import type { ParseArgsConfig } from 'node:util';
+import type { CliIo } from './io.ts';
+import type { GlobalOptions } from './options.ts';
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+export interface CommandInput {
+  global: GlobalOptions;
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+  io: CliIo;
+}
+
+export interface Command {
+  name: string;
+  usage: string;
+  summary: string;
+  options: OptionSpec;
+  /** How many positionals the command takes (exactly). */
+  positionals?: number;
+  /** Returns the exit code. */
+  run(input: CommandInput): Promise<number>;
+}

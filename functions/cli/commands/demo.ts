@@ -1,0 +1,15 @@
+import { runDemo } from '../../demo/demo.ts';
+import { ConfigError } from '../../db/errors.ts';
+import type { Command } from '../command.ts';
+
+export const demo: Command = {
+  name: 'demo',
+  usage: 'demo [--rows N]',
+  summary: 'embedded PostgreSQL, seeded faults, every job',
+  options: { rows: { type: 'string' } },
+  async run({ global, values, io }) {
+    const raw = values.rows as string | undefined;
+    if (raw !== undefined && (!/^\d{1,8}$/.test(raw) || Number(raw) < 1000)) throw new ConfigError('--rows must be a whole number from 1000 to 99999999');
+    return runDemo(io, { rows: raw === undefined ? undefined : Number(raw), json: global.json });
+  },
+};

@@ -1,0 +1,69 @@
+/**
+ * `attempt-ops <command>`: parse, validate, dispatch, and turn every failure into one line on
+ * stderr and a Nagios exit code (0 ok, 1 warning, 2 critical or job failed, 3 unknown).
+ */
+import { parseArgs } from 'node:util';
+import { EXIT_CODES } from '../contract/index.ts';
+import { AttemptOpsError, ConfigError, oneLine } from '../db/errors.ts';
+import type { Command } from './command.ts';
+import { COMMANDS } from './commands/index.ts';
+import { processIo, type CliIo } from './io.ts';
+import { GLOBAL_OPTIONS, readGlobalOptions } from './options.ts';
+
+function help(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.usage.length));
+  return [
+    'usage: attempt-ops <command> [options]',
+    '',
+    ...COMMANDS.map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`),
+    '',
+    'global options:',
+    '  --database-url URL        else DATABASE_URL, else the PG* variables',
+    '  --app-role NAME           the role whose access matters (default seedtest_user)',
+    '  --schema NAME             schema of the attempt view (default public)',
+    '  --metrics none|stdout|cloudwatch   where metrics go (default none)',
+    '  --target NAME             the Database dimension (default local)',
+    '  --json                    print the JSON report',
+    '  --verbose                 log lines and stack traces on stderr',
+    '',
+    'exit codes: 0 ok, 1 warning, 2 critical or job failed, 3 unknown (unreachable, bad config or arguments)',
+  ].join('\n');
+}
+
+function parse(command: Command, argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...command.options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new ConfigError(`${command.name}: ${oneLine(err).replace(/\. To specify a positional argument.*$/, '')}`);
+  }
+}
+
+export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(`${help()}\n`);
+    return name === undefined ? EXIT_CODES.unknown : EXIT_CODES.ok;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  let verbose = rest.includes('--verbose');
+  try {
+    if (!command) throw new ConfigError(`unknown command ${JSON.stringify(name)} (commands: ${COMMANDS.map((c) => c.name).join(', ')})`);
+    const { values, positionals } = parse(command, rest);
+    if (values.help) {
+      io.stdout(`usage: attempt-ops ${command.usage}\n${command.summary}\n`);
+      return EXIT_CODES.ok;
+    }
+    const expected = command.positionals ?? 0;
+    if (positionals.length !== expected) {
+      throw new ConfigError(`${command.name}: expected ${expected} argument(s), got ${positionals.length} (usage: attempt-ops ${command.usage})`);
+    }
+    const global = readGlobalOptions(values, io.env);
+    verbose = global.verbose;
+    return await command.run({ global, values: values as Record<string, string | boolean | undefined>, positionals, io });
+  } catch (err) {
+    const e = err instanceof AttemptOpsError ? err : new AttemptOpsError('job', oneLine(err), { cause: err });
+    io.stderr(`attempt-ops: ${oneLine(e)}\n`);
+    if (verbose && err instanceof Error && err.stack) io.stderr(`${err.stack}\n`);
+    return e.exitCode;
+  }
+}
