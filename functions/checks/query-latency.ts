@@ -12,6 +12,9 @@ export function section3QuerySql(relation: string): string {
 /** Each probe may run this long; a probe that hits it is over the critical threshold by definition. */
 export const LATENCY_TIMEOUT_MS = THRESHOLDS.latencyCriticalMs + 500;
 
+/** Matches no student: the probe's cost is the query path, not the rows it returns. */
+const NO_STUDENT = '00000000-0000-0000-0000-000000000000';
+
 /** Nearest-rank percentile. */
 export function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -27,18 +30,35 @@ export function percentile(values: readonly number[], p: number): number {
 export const queryLatency: HealthCheck = {
   spec: CHECK_SPECS.query_latency,
   timeoutMs: LATENCY_TIMEOUT_MS,
+  // A reader stuck behind a lock is a slow reader: the statement timeout, not the lock timeout,
+  // ends the wait, and the wait counts as latency.
+  lockTimeoutMs: LATENCY_TIMEOUT_MS + 1_000,
   async measure({ db, schema, facts, settings }) {
     const onMv = facts.attemptMv.exists && facts.attemptMv.populated;
     if (!onMv && facts.attemptKind === null) return { value: null, status: 'skipped', message: 'neither attempt nor attempt_mv exists' };
     const relation = qualified(schema, onMv ? 'attempt_mv' : 'attempt');
     // Recently active students, read through the completed_at index: no scan of the table.
-    const sample = await db.query<{ student_id: string }>(
-      `SELECT DISTINCT student_id FROM (
-         SELECT ${STUDENT_UUID_SQL} AS student_id FROM ${qualified(schema, 'exam_results')} er
-          WHERE er.student_id IS NOT NULL ORDER BY er.completed_at DESC LIMIT 200) s
-        LIMIT 50`,
-    );
-    const students = sample.rows.map((r) => r.student_id);
+    // Picking students must not itself wait behind a lock: that wait belongs to the probe, which
+    // then measures it with a student that matches nothing (the path costs the same).
+    let sampled: string[] = [];
+    await db.query('SAVEPOINT pick_students');
+    try {
+      await db.query('SET LOCAL lock_timeout = 200');
+      const sample = await db.query<{ student_id: string }>(
+        `SELECT DISTINCT student_id FROM (
+           SELECT ${STUDENT_UUID_SQL} AS student_id FROM ${qualified(schema, 'exam_results')} er
+            WHERE er.student_id IS NOT NULL ORDER BY er.completed_at DESC LIMIT 200) s
+          LIMIT 50`,
+      );
+      sampled = sample.rows.map((r) => r.student_id);
+      await db.query('RELEASE SAVEPOINT pick_students');
+    } catch (err) {
+      await db.query('ROLLBACK TO SAVEPOINT pick_students');
+      const e = classifyDbError(err, 'latency probe');
+      if (e.kind !== 'lock-timeout') throw e;
+      sampled = [NO_STUDENT];
+    }
+    const students = sampled;
     if (students.length === 0) return { value: null, status: 'skipped', message: 'no student to sample' };
     const probes = onMv ? Math.min(settings.latencySamples, students.length) : 1;
     const picked = Array.from({ length: probes }, (_, i) => students[Math.floor((i * students.length) / probes)] as string);

@@ -53,5 +53,7 @@ export interface HealthCheck {
   spec: CheckSpec;
   /** statement_timeout for this check's transaction; the job default when absent. */
   timeoutMs?: number;
+  /** lock_timeout for this check's transaction; the job default when absent. */
+  lockTimeoutMs?: number;
   measure(ctx: CheckContext): Promise<Measurement>;
 }

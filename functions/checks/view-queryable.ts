@@ -48,7 +48,10 @@ export const viewQueryable: HealthCheck = {
         await db.query('RELEASE SAVEPOINT plan_probe');
       } catch (err) {
         await db.query('ROLLBACK TO SAVEPOINT plan_probe');
-        planError = classifyDbError(err, 'the view').message;
+        const e = classifyDbError(err, 'the view');
+        // Our own role lacking SELECT says nothing about the view; the permissions check covers the app role.
+        if (e.kind === 'permission') return { value: null, status: 'unknown', message: `cannot plan the view as the monitoring role: ${e.message}`, details };
+        planError = e.message;
         details.push({ kind: 'view_error', error: planError });
       }
     }
