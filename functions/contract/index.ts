@@ -4,3 +4,4 @@ export * from './checks.ts';
 export * from './payloads.ts';
 export * from './report.ts';
 export * from './environment.ts';
+export * from './alarms.ts';
