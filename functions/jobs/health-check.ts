@@ -63,19 +63,20 @@ function judge(check: HealthCheck, m: Measurement): CheckResult['status'] {
 
 async function runOne(check: HealthCheck, ctx: Omit<CheckContext, 'db'>, deps: JobDeps, options: HealthCheckOptions): Promise<{ result: CheckResult; metrics: MetricDatum[]; error?: AttemptOpsError }> {
   const started = performance.now();
-  const base = { name: check.spec.name, severity: check.spec.severity, runbook: check.spec.runbook };
+  const { name, severity, runbook } = check.spec;
   try {
     const m = await inTransaction(
       deps.pool,
-      { readOnly: true, statementTimeoutMs: check.timeoutMs ?? options.checkTimeoutMs ?? 20_000, lockTimeoutMs: options.lockTimeoutMs ?? 2_000 },
+      { readOnly: true, statementTimeoutMs: check.timeoutMs ?? options.checkTimeoutMs ?? 20_000, lockTimeoutMs: check.lockTimeoutMs ?? options.lockTimeoutMs ?? 2_000 },
       (client) => check.measure({ ...ctx, db: client }),
     );
     const metrics = [...(m.metrics ?? [])];
     if (m.value !== null && m.emitValue !== false) metrics.unshift(datum(check.spec.metric, m.value, ctx.target));
     return {
+      // Key order as in the contract's example report.
       result: {
-        ...base, status: judge(check, m), value: m.value, threshold: m.threshold !== undefined ? m.threshold : check.spec.threshold,
-        message: m.message, durationMs: Math.round(performance.now() - started), details: m.details ?? [],
+        name, severity, status: judge(check, m), value: m.value, threshold: m.threshold !== undefined ? m.threshold : check.spec.threshold,
+        message: m.message, runbook, durationMs: Math.round(performance.now() - started), details: m.details ?? [],
       },
       metrics,
     };
@@ -83,8 +84,8 @@ async function runOne(check: HealthCheck, ctx: Omit<CheckContext, 'db'>, deps: J
     const e = classifyDbError(err, check.spec.name);
     return {
       result: {
-        ...base, status: 'unknown', value: null, threshold: check.spec.threshold, message: e.message,
-        durationMs: Math.round(performance.now() - started), details: [{ error: e.kind }],
+        name, severity, status: 'unknown', value: null, threshold: check.spec.threshold, message: e.message,
+        runbook, durationMs: Math.round(performance.now() - started), details: [{ error: e.kind }],
       },
       metrics: [],
       error: e,
