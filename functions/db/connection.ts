@@ -22,6 +22,8 @@ export interface ConnectionSettings {
   password?: string;
   database?: string;
   ssl?: TlsSettings | false;
+  /** libpq's connect_timeout (URL parameter or PGCONNECT_TIMEOUT), in ms. */
+  connectTimeoutMs?: number;
   /** How the settings were found, for messages: never the settings themselves. */
   source: 'url' | 'env' | 'secret';
 }
@@ -65,7 +67,10 @@ export function fromUrl(url: string, what: string, tls?: TlsMode, caFile?: strin
     else if (sslmode === 'require' || sslmode === 'prefer' || sslmode === 'no-verify') ssl = { rejectUnauthorized: false };
     else throw new ConfigError(`${what} has an unknown sslmode`);
   }
+  const connectTimeout = parsed.searchParams.get('connect_timeout');
+  if (connectTimeout !== null && !/^\d{1,4}$/.test(connectTimeout)) throw new ConfigError(`${what} has an invalid connect_timeout (whole seconds)`);
   return {
+    ...(connectTimeout ? { connectTimeoutMs: Number(connectTimeout) * 1000 } : {}),
     host: cs.host ?? undefined,
     port: cs.port ? Number(cs.port) : undefined,
     user: cs.user ?? undefined,
@@ -95,7 +100,10 @@ export function fromPgEnv(env: NodeJS.ProcessEnv): ConnectionSettings {
       }
     }
   }
+  const connectTimeout = env.PGCONNECT_TIMEOUT;
+  if (connectTimeout && !/^\d{1,4}$/.test(connectTimeout)) throw new ConfigError('PGCONNECT_TIMEOUT must be whole seconds');
   return {
+    ...(connectTimeout ? { connectTimeoutMs: Number(connectTimeout) * 1000 } : {}),
     host: env.PGHOST || undefined,
     port: port ? Number(port) : undefined,
     user: env.PGUSER || undefined,

@@ -39,7 +39,7 @@ export function createPool(settings: ConnectionSettings, options: PoolOptions): 
   const timeouts: SessionTimeouts = {
     statementTimeoutMs: options.timeouts?.statementTimeoutMs ?? DEFAULT_TIMEOUTS.statementTimeoutMs,
     lockTimeoutMs: options.timeouts?.lockTimeoutMs ?? DEFAULT_TIMEOUTS.lockTimeoutMs,
-    connectTimeoutMs: options.timeouts?.connectTimeoutMs ?? DEFAULT_TIMEOUTS.connectTimeoutMs,
+    connectTimeoutMs: options.timeouts?.connectTimeoutMs ?? settings.connectTimeoutMs ?? DEFAULT_TIMEOUTS.connectTimeoutMs,
   };
   const pool = new pg.Pool({
     host: settings.host,
@@ -90,6 +90,12 @@ export async function inTransaction<T>(
     throw classifyDbError(err);
   }
   let broken: Error | undefined;
+  // A checked-out client whose backend dies emits 'error'; unheard, it would crash the process.
+  // The failing query rejects anyway, so the error is only remembered to destroy the client.
+  const onError = (err: Error) => {
+    broken = err;
+  };
+  client.on('error', onError);
   try {
     await client.query(options.readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
     if (options.statementTimeoutMs !== undefined) {
@@ -109,6 +115,36 @@ export async function inTransaction<T>(
     }
     throw err;
   } finally {
+    client.off('error', onError);
+    client.release(broken);
+  }
+}
+
+/**
+ * Run fn on one dedicated client outside any transaction (CREATE INDEX CONCURRENTLY, advisory
+ * locks), with the same care as inTransaction: a client whose backend died is destroyed.
+ */
+export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw classifyDbError(err);
+  }
+  let broken: Error | undefined;
+  const onError = (err: Error) => {
+    broken = err;
+  };
+  client.on('error', onError);
+  try {
+    return await fn(client);
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? '';
+    // A connection-level failure leaves the session in an unknown state: never reuse it.
+    if (code.startsWith('08') || code.startsWith('57P') || !code) broken ??= err as Error;
+    throw err;
+  } finally {
+    client.off('error', onError);
     client.release(broken);
   }
 }

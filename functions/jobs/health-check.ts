@@ -23,6 +23,8 @@ export interface HealthCheckOptions {
   settings?: Partial<CheckSettings>;
   /** Default statement timeout of one check (ms). */
   checkTimeoutMs?: number;
+  /** Per-check statement timeouts (ms), over the check's own and the default. */
+  timeouts?: Partial<Record<CheckName, number>>;
   /** How long a check may wait for a lock before it reports unknown (ms). */
   lockTimeoutMs?: number;
   /** Checks in flight at once: small, the checks must not become the load they watch. */
@@ -67,7 +69,7 @@ async function runOne(check: HealthCheck, ctx: Omit<CheckContext, 'db'>, deps: J
   try {
     const m = await inTransaction(
       deps.pool,
-      { readOnly: true, statementTimeoutMs: check.timeoutMs ?? options.checkTimeoutMs ?? 20_000, lockTimeoutMs: check.lockTimeoutMs ?? options.lockTimeoutMs ?? 2_000 },
+      { readOnly: true, statementTimeoutMs: options.timeouts?.[name] ?? check.timeoutMs ?? options.checkTimeoutMs ?? 20_000, lockTimeoutMs: check.lockTimeoutMs ?? options.lockTimeoutMs ?? 2_000 },
       (client) => check.measure({ ...ctx, db: client }),
     );
     const metrics = [...(m.metrics ?? [])];
