@@ -1,0 +1,62 @@
+/**
+ * Least privilege in the database: three group roles (NOLOGIN), one per kind of job. A DBA grants
+ * membership to the login users whose credentials the functions' secrets hold:
+ *   GRANT attempt_ops_monitor TO health_check_login;
+ * The names are fixed so the grants are reviewable; the schema and app role come validated.
+ */
+import { OPS_SCHEMA } from '../contract/vocabulary.ts';
+import { qualified, quoteIdent } from '../db/identifiers.ts';
+
+export const ROLES = {
+  /** health-check and publish-metrics: read the view, its tables, statistics and activity. */
+  monitor: 'attempt_ops_monitor',
+  /** analyze and refresh-mv: owns attempt_mv, may ANALYZE. */
+  maintainer: 'attempt_ops_maintainer',
+  /** the ops function's remediations: grants, indexes, quarantine, cancelling queries. */
+  operator: 'attempt_ops_operator',
+} as const;
+
+function createRole(name: string): string {
+  // CREATE ROLE has no IF NOT EXISTS; two bootstraps at once must not fail either.
+  return `DO $$ BEGIN CREATE ROLE ${quoteIdent(name)} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`;
+}
+
+/**
+ * The statements, in order. Each is idempotent. `serverVersion` decides how ANALYZE on the base
+ * tables is granted: the MAINTAIN privilege exists from PostgreSQL 17; before that only a table's
+ * owner (or a superuser) may ANALYZE it, which docs/RELIABILITY.md explains.
+ */
+export function rolesSql(schema: string, serverVersion: number): string[] {
+  const s = quoteIdent(schema);
+  const ops = quoteIdent(OPS_SCHEMA);
+  const monitor = quoteIdent(ROLES.monitor);
+  const maintainer = quoteIdent(ROLES.maintainer);
+  const operator = quoteIdent(ROLES.operator);
+  const watched = ['exam_results', 'questions', 'attempt'].map((r) => qualified(schema, r)).join(', ');
+  const statements = [
+    createRole(ROLES.monitor),
+    createRole(ROLES.maintainer),
+    createRole(ROLES.operator),
+    // pg_monitor: other sessions' queries in pg_stat_activity, pg_stat_statements.
+    `GRANT pg_monitor TO ${monitor}`,
+    `GRANT USAGE ON SCHEMA ${s} TO ${monitor}, ${maintainer}, ${operator}`,
+    `GRANT SELECT ON ${watched} TO ${monitor}, ${maintainer}, ${operator}`,
+    `GRANT USAGE ON SCHEMA ${ops} TO ${monitor}, ${maintainer}, ${operator}`,
+    // Every job records its runs; nobody but the operator may rewrite history.
+    `GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA ${ops} TO ${monitor}, ${maintainer}`,
+    `GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${ops} TO ${monitor}, ${maintainer}, ${operator}`,
+    `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${ops} TO ${operator}`,
+    `GRANT ${maintainer} TO ${operator}`,
+    `GRANT pg_signal_backend TO ${operator}`,
+  ];
+  if (serverVersion >= 170000) statements.push(`GRANT MAINTAIN ON ${qualified(schema, 'exam_results')}, ${qualified(schema, 'questions')} TO ${maintainer}`);
+  return statements;
+}
+
+/** attempt_mv belongs to the maintainer: REFRESH needs ownership. Run after attempt_mv exists. */
+export function attemptMvOwnerSql(schema: string): string[] {
+  return [
+    `ALTER MATERIALIZED VIEW ${qualified(schema, 'attempt_mv')} OWNER TO ${quoteIdent(ROLES.maintainer)}`,
+    `GRANT SELECT ON ${qualified(schema, 'attempt_mv')} TO ${quoteIdent(ROLES.monitor)}`,
+  ];
+}

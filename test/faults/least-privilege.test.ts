@@ -1,0 +1,78 @@
+/**
+ * The health check needs no superuser: it passes its checks connected as a login that is only a
+ * member of attempt_ops_monitor, and it still sees what it must (other sessions' queries, locks).
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHECK_NAMES } from '../../functions/contract/index.ts';
+import { fromUrl } from '../../functions/db/connection.ts';
+import { createPool, type Pool } from '../../functions/db/pool.ts';
+import { runHealthCheck } from '../../functions/jobs/health-check.ts';
+import { attemptMvSql, opsSchemaSql } from '../../functions/sql/ops-schema.ts';
+import { ROLES, attemptMvOwnerSql, rolesSql } from '../../functions/sql/roles.ts';
+import { createTestDatabase, insertResult, seedClean, type TestDatabase } from '../support/db.ts';
+
+describe('health check as the monitor role', () => {
+  let db: TestDatabase;
+  let pool: Pool;
+  const login = `monitor_${Math.random().toString(36).slice(2, 8)}`;
+  const password = 'Monitor-Login-Pw-1';
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedClean(db.admin);
+    await db.admin.query(opsSchemaSql());
+    await db.admin.query(attemptMvSql('public'));
+    await db.admin.query('REFRESH MATERIALIZED VIEW attempt_mv');
+    const version = Number((await db.admin.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v);
+    for (const sql of [...rolesSql('public', version), ...attemptMvOwnerSql('public')]) await db.admin.query(sql);
+    // What bootstrap grants the application: its copy of the view.
+    await db.admin.query('GRANT SELECT ON attempt_mv TO seedtest_user');
+    await db.admin.query(`INSERT INTO attempt_ops.job_runs (job, started_at, finished_at, outcome) VALUES ('refresh-mv', now(), now(), 'success')`);
+    await db.admin.query(`CREATE ROLE ${login} LOGIN PASSWORD '${password}' IN ROLE ${ROLES.monitor}`);
+    const u = new URL(db.url);
+    u.username = login;
+    u.password = password;
+    pool = createPool(fromUrl(u.toString(), 'monitor url'), { job: 'health-check' });
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await db?.admin.query(`DROP OWNED BY ${login}; DROP ROLE IF EXISTS ${login}`).catch(() => undefined);
+    await db?.drop();
+  });
+
+  it('is not a superuser and cannot write the watched tables', async () => {
+    const r = await pool.query(`SELECT rolsuper FROM pg_roles WHERE rolname = current_user`);
+    expect(r.rows[0].rolsuper).toBe(false);
+    await expect(pool.query(`INSERT INTO exam_results VALUES (1, 'x', '{}', now())`)).rejects.toThrow(/permission denied/);
+  });
+
+  it('passes every check on a clean database and records its run', async () => {
+    const report = await runHealthCheck({ pool, target: 'monitor', schema: 'public', appRole: 'seedtest_user' });
+    const statuses = Object.fromEntries(report.checks.map((c) => [c.name, `${c.status}: ${c.message}`]));
+    for (const name of CHECK_NAMES) expect(statuses[name], name).toMatch(/^ok:/);
+    const runs = await db.admin.query(`SELECT invoked_by FROM attempt_ops.job_runs WHERE job = 'health-check'`);
+    expect(runs.rows).toEqual([{ invoked_by: login }]);
+  });
+
+  it('still sees other sessions: a long query on attempt by another user', async () => {
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      const running = other.query('SELECT pg_sleep(2), count(*) FROM attempt');
+      await new Promise((r) => setTimeout(r, 1200));
+      const report = await runHealthCheck({ pool, target: 'monitor', schema: 'public', appRole: 'seedtest_user' }, { checks: ['long_running'], settings: { longRunningSeconds: 1 } });
+      expect(report.checks[0]).toMatchObject({ status: 'warning', value: 1 });
+      await running;
+    } finally {
+      await other.end();
+    }
+  });
+
+  it('reports a seeded fault the same as a superuser would', async () => {
+    await insertResult(db.admin, { id: 5555, student: null, json: { questionId: 1 } });
+    const report = await runHealthCheck({ pool, target: 'monitor', schema: 'public', appRole: 'seedtest_user' }, { checks: ['required_nulls'], scope: 'full' });
+    expect(report.checks[0]).toMatchObject({ status: 'critical', value: 1 });
+    await db.admin.query('DELETE FROM exam_results WHERE id = 5555');
+  });
+});
