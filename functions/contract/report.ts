@@ -1,5 +1,5 @@
 /** The JSON report envelope every job prints and returns (CONTRACT.md section 3). */
-import type { CheckName, JobName, Scope, Severity, Status } from './vocabulary.ts';
+import type { CheckName, JobName, RefreshMode, Scope, Severity, Status } from './vocabulary.ts';
 import type { MetricDatum } from './metrics.ts';
 
 export const REPORT_VERSION = 1;
@@ -39,4 +39,55 @@ export function overallStatus(statuses: Iterable<Status>): ReportEnvelope['statu
   let worst: Status = 'ok';
   for (const s of statuses) if (RANK[s] > RANK[worst]) worst = s;
   return worst === 'skipped' ? 'ok' : worst;
+}
+
+/**
+ * What a maintenance job did, or would do, to one object. `planned` is a dry run's "would do";
+ * `exists` is bootstrap's "nothing to do"; `blocked` is a step that cannot run until something
+ * else is fixed (the message says what).
+ */
+export const ACTION_OUTCOMES = ['done', 'planned', 'exists', 'skipped', 'blocked'] as const;
+export type ActionOutcome = (typeof ACTION_OUTCOMES)[number];
+
+export interface ActionReport {
+  /** The object acted on, schema-qualified where it has a schema: `public.exam_results`. */
+  object: string;
+  /** What is done to it: `analyze`, `refresh`, `create`, `grant`, `recreate`. */
+  action: string;
+  outcome: ActionOutcome;
+  /** Why it was done or skipped, in one line. */
+  message: string;
+  /** The exact statement(s) run, or that would run. */
+  sql?: string[];
+  durationMs?: number;
+  before?: Record<string, unknown>;
+  after?: Record<string, unknown>;
+}
+
+/** The body the maintenance jobs share: what they did, and anything worth a line that is not an action. */
+export interface ActionsReport extends ReportEnvelope {
+  /** Nothing was changed and nothing will be published. */
+  dryRun: boolean;
+  actions: ActionReport[];
+  notes: string[];
+}
+
+export interface AnalyzeReport extends ActionsReport {
+  job: 'analyze';
+  force: boolean;
+}
+
+export interface RefreshReport extends ActionsReport {
+  job: 'refresh-mv';
+  /** The mode asked for. The action says which refresh actually ran. */
+  mode: RefreshMode;
+}
+
+export interface BootstrapReport extends ActionsReport {
+  job: 'bootstrap';
+  apply: boolean;
+}
+
+export interface PublishMetricsReport extends ActionsReport {
+  job: 'publish-metrics';
 }

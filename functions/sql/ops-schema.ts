@@ -6,12 +6,19 @@ import { OPS_SCHEMA } from '../contract/vocabulary.ts';
 import { qualified, quoteIdent } from '../db/identifiers.ts';
 
 export const JOB_RUNS = `${quoteIdent(OPS_SCHEMA)}.job_runs`;
+/** publish-metrics keeps its previous pg_stat_statements sample here, to publish deltas. */
+export const METRIC_STATE = `${quoteIdent(OPS_SCHEMA)}.metric_state`;
 
-export function opsSchemaSql(): string {
-  const s = quoteIdent(OPS_SCHEMA);
-  return `
-CREATE SCHEMA IF NOT EXISTS ${s};
-CREATE TABLE IF NOT EXISTS ${JOB_RUNS} (
+export const ATTEMPT_MV_ID_INDEX = 'attempt_mv_id_idx';
+export const ATTEMPT_MV_STUDENT_INDEX = 'attempt_mv_student_completed_idx';
+export const COMPLETED_AT_INDEX = 'exam_results_completed_at_idx';
+
+export function opsSchemaCreateSql(): string {
+  return `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(OPS_SCHEMA)}`;
+}
+
+export function jobRunsTableSql(): string {
+  return `CREATE TABLE IF NOT EXISTS ${JOB_RUNS} (
   id          bigserial PRIMARY KEY,
   job         text NOT NULL,
   target      text NOT NULL DEFAULT 'local',
@@ -23,17 +30,57 @@ CREATE TABLE IF NOT EXISTS ${JOB_RUNS} (
   error       text,
   invoked_by  text NOT NULL DEFAULT current_user,
   details     jsonb NOT NULL DEFAULT '{}'::jsonb
-);
-CREATE INDEX IF NOT EXISTS job_runs_job_started_idx ON ${JOB_RUNS} (job, started_at DESC);`;
+)`;
+}
+
+export function jobRunsIndexSql(): string {
+  return `CREATE INDEX IF NOT EXISTS job_runs_job_started_idx ON ${JOB_RUNS} (job, started_at DESC)`;
+}
+
+/**
+ * One row per sampled source: the cumulative counters seen last time, and the stats_reset they
+ * count from, so a counter reset is told apart from a quiet minute.
+ */
+export function metricStateTableSql(): string {
+  return `CREATE TABLE IF NOT EXISTS ${METRIC_STATE} (
+  name            text PRIMARY KEY,
+  sampled_at      timestamptz NOT NULL,
+  calls           numeric NOT NULL,
+  total_exec_ms   double precision NOT NULL,
+  stats_reset     timestamptz,
+  details         jsonb NOT NULL DEFAULT '{}'::jsonb
+)`;
+}
+
+export function opsSchemaSql(): string {
+  return `
+${opsSchemaCreateSql()};
+${jobRunsTableSql()};
+${jobRunsIndexSql()};`;
+}
+
+/** WITH NO DATA: creating it is instant; the first (plain) REFRESH fills it. */
+export function attemptMvCreateSql(schema: string): string {
+  return `CREATE MATERIALIZED VIEW IF NOT EXISTS ${qualified(schema, 'attempt_mv')} AS
+SELECT * FROM ${qualified(schema, 'attempt')}
+WITH NO DATA`;
+}
+
+/** REFRESH ... CONCURRENTLY needs this unique index; readers look rows up by id. */
+export function attemptMvIdIndexSql(schema: string): string {
+  return `CREATE UNIQUE INDEX IF NOT EXISTS ${ATTEMPT_MV_ID_INDEX} ON ${qualified(schema, 'attempt_mv')} (id)`;
+}
+
+/** Runbook section 3's query: one student's recent attempts. */
+export function attemptMvStudentIndexSql(schema: string): string {
+  return `CREATE INDEX IF NOT EXISTS ${ATTEMPT_MV_STUDENT_INDEX} ON ${qualified(schema, 'attempt_mv')} (student_id, completed_at)`;
 }
 
 export function attemptMvSql(schema: string): string {
   return `
-CREATE MATERIALIZED VIEW IF NOT EXISTS ${qualified(schema, 'attempt_mv')} AS
-SELECT * FROM ${qualified(schema, 'attempt')}
-WITH NO DATA;
-CREATE UNIQUE INDEX IF NOT EXISTS attempt_mv_id_idx ON ${qualified(schema, 'attempt_mv')} (id);
-CREATE INDEX IF NOT EXISTS attempt_mv_student_completed_idx ON ${qualified(schema, 'attempt_mv')} (student_id, completed_at);`;
+${attemptMvCreateSql(schema)};
+${attemptMvIdIndexSql(schema)};
+${attemptMvStudentIndexSql(schema)};`;
 }
 
 /**
@@ -41,5 +88,5 @@ CREATE INDEX IF NOT EXISTS attempt_mv_student_completed_idx ON ${qualified(schem
  * Without it every hourly run would scan the whole table.
  */
 export function completedAtIndexSql(schema: string): string {
-  return `CREATE INDEX CONCURRENTLY IF NOT EXISTS exam_results_completed_at_idx ON ${qualified(schema, 'exam_results')} (completed_at)`;
+  return `CREATE INDEX CONCURRENTLY IF NOT EXISTS ${COMPLETED_AT_INDEX} ON ${qualified(schema, 'exam_results')} (completed_at)`;
 }

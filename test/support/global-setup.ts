@@ -16,7 +16,7 @@ declare module 'vitest' {
 export async function setup(project: TestProject): Promise<void> {
   let url = process.env.DATABASE_URL;
   if (!url) {
-    embedded = await startEmbeddedPostgres({ postgresFlags: ['-c', 'max_connections=200'] });
+    embedded = await startEmbeddedPostgres({ postgresFlags: ['-c', 'max_connections=200', '-c', 'shared_preload_libraries=pg_stat_statements'] });
     url = embedded.url;
   }
   project.provide('adminUrl', url);

@@ -1,0 +1,27 @@
+import { EXIT_CODES } from '../../contract/index.ts';
+import { runBootstrap } from '../../jobs/bootstrap.ts';
+import { executeJob } from '../../jobs/execute.ts';
+import type { Command } from '../command.ts';
+import { renderActionsReport } from '../render.ts';
+import { openSession } from '../session.ts';
+
+export const bootstrap: Command = {
+  name: 'bootstrap',
+  usage: 'bootstrap [--apply] [--json]',
+  summary: 'attempt_ops schema, attempt_mv, indexes, grants (dry run unless --apply)',
+  options: { apply: { type: 'boolean' } },
+  async run({ global, values, io }) {
+    const apply = values.apply === true;
+    const session = openSession('bootstrap', global, io);
+    try {
+      const { report } = await executeJob({
+        job: 'bootstrap', target: global.target, sink: session.sink, dryRun: !apply, log: session.log,
+        run: () => runBootstrap(session.deps, { apply }),
+      });
+      io.stdout(global.json ? `${JSON.stringify(report, null, 2)}\n` : renderActionsReport(report, 'bootstrap', io.color));
+      return EXIT_CODES[report.status];
+    } finally {
+      await session.close();
+    }
+  },
+};

@@ -1,0 +1,298 @@
+/**
+ * Creates what the other jobs need, idempotently: the attempt_ops schema with job_runs (the run
+ * audit) and metric_state (publish-metrics' previous sample), attempt_mv with its unique index on
+ * id and its (student_id, completed_at) index, SELECT on attempt_mv for the app role, and the
+ * exam_results(completed_at) index the incremental health check reads through.
+ *
+ * Without `apply` it reads the catalog and reports, per object, whether it exists and the exact
+ * SQL it would run; it changes nothing. With `apply` it runs exactly those statements, so a second
+ * apply finds everything in place and runs nothing.
+ *
+ * attempt_mv is created WITH NO DATA (instant, whatever the table size) and then populated by
+ * refresh-mv's own code path with a plain refresh: the same advisory lock, timeouts capped by the
+ * time left, and a job_runs row that mv_staleness reads, so the new view is neither unreadable
+ * nor reported stale until the next scheduled refresh.
+ *
+ * The exam_results index is built CONCURRENTLY (writers keep writing), which cannot run inside a
+ * transaction block, so it runs alone, on its own session. A failed concurrent build leaves an
+ * INVALID index behind under the same name, which IF NOT EXISTS would then take for done: such an
+ * index is dropped (concurrently too) and built again.
+ */
+import { OPS_SCHEMA, REPORT_VERSION, overallStatus, type ActionReport, type BootstrapReport, type Status } from '../contract/index.ts';
+import { AttemptOpsError, classifyDbError, oneLine } from '../db/errors.ts';
+import { qualified, quoteIdent } from '../db/identifiers.ts';
+import { DEFAULT_TIMEOUTS, inTransaction, type PoolClient } from '../db/pool.ts';
+import {
+  ATTEMPT_MV_ID_INDEX, ATTEMPT_MV_STUDENT_INDEX, COMPLETED_AT_INDEX, JOB_RUNS, METRIC_STATE,
+  attemptMvCreateSql, attemptMvIdIndexSql, attemptMvStudentIndexSql, completedAtIndexSql,
+  jobRunsIndexSql, jobRunsTableSql, metricStateTableSql, opsSchemaCreateSql,
+} from '../sql/ops-schema.ts';
+import { cappedTimeout, longStatement } from './analyze.ts';
+import type { JobDeps } from './deps.ts';
+import { runRefresh } from './refresh-mv.ts';
+
+export interface BootstrapOptions {
+  /** Run the statements; without it, only report. */
+  apply?: boolean;
+  /** statement_timeout of the concurrent index build and of the first refresh (ms), capped by the time left. */
+  longStatementTimeoutMs?: number;
+  lockTimeoutMs?: number;
+}
+
+/** Building an index on a 2M-row table takes well under a minute; this leaves room for far bigger. */
+export const BOOTSTRAP_LONG_TIMEOUT_MS = 15 * 60_000;
+
+/** What the catalog says, read in one query that takes no lock on any table. */
+export interface CatalogState {
+  opsSchema: boolean;
+  jobRuns: boolean;
+  jobRunsIndex: boolean;
+  metricState: boolean;
+  attemptKind: string | null;
+  mvKind: string | null;
+  mvPopulated: boolean;
+  mvIdIndex: string | null;
+  mvStudentIndex: string | null;
+  examResults: boolean;
+  /** The index named exam_results_completed_at_idx: null when absent. */
+  completedAtNamed: { valid: boolean } | null;
+  /** Any other valid, non-partial index that leads with completed_at: it serves just as well. */
+  completedAtOther: string | null;
+  roleExists: boolean;
+  mvGranted: boolean;
+}
+
+type CatalogRow = {
+  ops_schema: boolean; job_runs: boolean; job_runs_index: boolean; metric_state: boolean;
+  attempt_kind: string | null; mv_kind: string | null; mv_populated: boolean | null;
+  mv_id_index: string | null; mv_student_index: string | null; exam_results: boolean;
+  completed_named_valid: boolean | null; completed_other: string | null; role_exists: boolean; mv_granted: boolean | null;
+};
+
+/** An index on rel whose leading key columns are exactly cols (by name), valid and without a predicate. */
+function indexOnSql(rel: string, cols: string, unique: boolean, exactKeys: boolean): string {
+  return `(SELECT i.indexrelid::regclass::text FROM pg_index i
+            WHERE i.indrelid = to_regclass(${rel}) AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+              ${unique ? 'AND i.indisunique' : ''} ${exactKeys ? `AND i.indnkeyatts = cardinality(${cols}::text[])` : ''}
+              AND (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey[0:cardinality(${cols}::text[]) - 1]) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum) = ${cols}::text[]
+            ORDER BY i.indexrelid LIMIT 1)`;
+}
+
+export async function readCatalog(deps: JobDeps): Promise<CatalogState> {
+  const mv = qualified(deps.schema, 'attempt_mv');
+  try {
+    const { rows } = await deps.pool.query<CatalogRow>(
+      `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS ops_schema,
+              to_regclass($2) IS NOT NULL AS job_runs,
+              to_regclass($3) IS NOT NULL AS job_runs_index,
+              to_regclass($4) IS NOT NULL AS metric_state,
+              (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($5)) AS attempt_kind,
+              (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($6)) AS mv_kind,
+              (SELECT relispopulated FROM pg_class WHERE oid = to_regclass($6)) AS mv_populated,
+              ${indexOnSql('$6', "ARRAY['id']", true, true)} AS mv_id_index,
+              ${indexOnSql('$6', "ARRAY['student_id', 'completed_at']", false, false)} AS mv_student_index,
+              to_regclass($7) IS NOT NULL AS exam_results,
+              (SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($8)) AS completed_named_valid,
+              ${indexOnSql('$7', "ARRAY['completed_at']", false, false)} AS completed_other,
+              EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $9) AS role_exists,
+              (SELECT has_table_privilege(r.oid, to_regclass($6), 'SELECT') FROM pg_roles r
+                WHERE r.rolname = $9 AND to_regclass($6) IS NOT NULL) AS mv_granted`,
+      [
+        OPS_SCHEMA, JOB_RUNS, `${quoteIdent(OPS_SCHEMA)}.job_runs_job_started_idx`, METRIC_STATE,
+        qualified(deps.schema, 'attempt'), mv, qualified(deps.schema, 'exam_results'),
+        qualified(deps.schema, COMPLETED_AT_INDEX), deps.appRole,
+      ],
+    );
+    const r = rows[0]!;
+    return {
+      opsSchema: r.ops_schema,
+      jobRuns: r.job_runs,
+      jobRunsIndex: r.job_runs_index,
+      metricState: r.metric_state,
+      attemptKind: r.attempt_kind,
+      mvKind: r.mv_kind,
+      mvPopulated: r.mv_populated === true,
+      mvIdIndex: r.mv_id_index,
+      mvStudentIndex: r.mv_student_index,
+      examResults: r.exam_results,
+      completedAtNamed: r.completed_named_valid === null ? null : { valid: r.completed_named_valid },
+      completedAtOther: r.completed_other,
+      roleExists: r.role_exists,
+      mvGranted: r.mv_granted === true,
+    };
+  } catch (err) {
+    throw classifyDbError(err, 'reading the catalog');
+  }
+}
+
+/** How a step runs: with the others in one transaction, alone on its own session, or as a refresh. */
+type Runner = 'transaction' | 'alone' | 'refresh';
+
+interface Step {
+  object: string;
+  action: string;
+  /** exists: nothing to do; missing: sql would make it; blocked: cannot run, message says why. */
+  state: 'exists' | 'missing' | 'blocked';
+  message: string;
+  sql: string[];
+  runner: Runner;
+}
+
+/** The plan, in the order it runs: each step only ever depends on the ones before it. */
+export function planBootstrap(c: CatalogState, schema: string, appRole: string): Step[] {
+  const steps: Step[] = [];
+  const add = (s: Omit<Step, 'runner'> & { runner?: Runner }) => steps.push({ runner: 'transaction', ...s });
+  const ops = OPS_SCHEMA;
+  add({ object: ops, action: 'create schema', state: c.opsSchema ? 'exists' : 'missing', message: c.opsSchema ? 'schema exists' : 'schema for our own tables', sql: [opsSchemaCreateSql()] });
+  add({ object: `${ops}.job_runs`, action: 'create table', state: c.jobRuns ? 'exists' : 'missing', message: c.jobRuns ? 'table exists' : 'run audit: every refresh, read by mv_staleness', sql: [jobRunsTableSql()] });
+  add({ object: `${ops}.job_runs_job_started_idx`, action: 'create index', state: c.jobRunsIndex ? 'exists' : 'missing', message: c.jobRunsIndex ? 'index exists' : 'latest run per job', sql: [jobRunsIndexSql()] });
+  add({ object: `${ops}.metric_state`, action: 'create table', state: c.metricState ? 'exists' : 'missing', message: c.metricState ? 'table exists' : "publish-metrics' previous pg_stat_statements sample", sql: [metricStateTableSql()] });
+
+  const mv = `${schema}.attempt_mv`;
+  let mvBlocked: string | null = null;
+  if (c.mvKind !== null && c.mvKind !== 'm') mvBlocked = `${mv} exists but is not a materialized view (relkind ${c.mvKind}): drop or rename it first`;
+  else if (c.mvKind === null && c.attemptKind === null) mvBlocked = `${schema}.attempt does not exist: restore the view first (attempt-ops remediate recreate-view --apply)`;
+  const mvExists = c.mvKind === 'm';
+  add({
+    object: mv, action: 'create materialized view', state: mvBlocked ? 'blocked' : mvExists ? 'exists' : 'missing',
+    message: mvBlocked ?? (mvExists ? 'materialized view exists' : `copy of ${schema}.attempt, created empty and populated below`), sql: [attemptMvCreateSql(schema)],
+  });
+  const onMv = (present: string | null, action: string, name: string, sql: string, why: string) =>
+    add({
+      object: `${schema}.${name}`, action, state: mvBlocked ? 'blocked' : present ? 'exists' : 'missing',
+      message: mvBlocked ? `needs ${mv}` : present ? `exists as ${present}` : why, sql: [sql],
+    });
+  onMv(c.mvIdIndex, 'create unique index', ATTEMPT_MV_ID_INDEX, attemptMvIdIndexSql(schema), 'unique index on id: concurrent refresh needs it');
+  onMv(c.mvStudentIndex, 'create index', ATTEMPT_MV_STUDENT_INDEX, attemptMvStudentIndexSql(schema), "runbook section 3's per-student query");
+
+  const grantSql = `GRANT SELECT ON ${qualified(schema, 'attempt_mv')} TO ${quoteIdent(appRole)}`;
+  const grantBlocked = mvBlocked ? `needs ${mv}` : !c.roleExists ? `role ${appRole} does not exist: create it, or pass the app role's name (--app-role)` : null;
+  add({
+    object: `${mv} to ${appRole}`, action: 'grant select', state: grantBlocked ? 'blocked' : c.mvGranted ? 'exists' : 'missing',
+    message: grantBlocked ?? (c.mvGranted ? `${appRole} may select` : `the app role reads attempt_mv`), sql: [grantSql],
+  });
+
+  add({
+    object: mv, action: 'populate', runner: 'refresh', state: mvBlocked ? 'blocked' : mvExists && c.mvPopulated ? 'exists' : 'missing',
+    message: mvBlocked ? `needs ${mv}` : mvExists && c.mvPopulated ? 'populated' : 'first plain refresh, recorded in job_runs',
+    sql: [`REFRESH MATERIALIZED VIEW ${qualified(schema, 'attempt_mv')}`],
+  });
+
+  const er = `${schema}.exam_results`;
+  const idx = `${schema}.${COMPLETED_AT_INDEX}`;
+  if (!c.examResults) {
+    add({ object: idx, action: 'create index', runner: 'alone', state: 'blocked', message: `${er} does not exist`, sql: [completedAtIndexSql(schema)] });
+  } else if (c.completedAtNamed?.valid || (c.completedAtNamed === null && c.completedAtOther)) {
+    add({ object: idx, action: 'create index', runner: 'alone', state: 'exists', message: `exists as ${c.completedAtOther ?? idx}`, sql: [completedAtIndexSql(schema)] });
+  } else if (c.completedAtNamed && !c.completedAtNamed.valid) {
+    add({
+      object: idx, action: 'recreate index', runner: 'alone', state: 'missing',
+      message: 'INVALID, left by an interrupted concurrent build: dropped and built again',
+      sql: [`DROP INDEX CONCURRENTLY IF EXISTS ${qualified(schema, COMPLETED_AT_INDEX)}`, completedAtIndexSql(schema)],
+    });
+  } else {
+    add({ object: idx, action: 'create index', runner: 'alone', state: 'missing', message: 'rows since the last health check, without a scan (built CONCURRENTLY)', sql: [completedAtIndexSql(schema)] });
+  }
+  return steps;
+}
+
+/** Each statement on its own, in autocommit, on a session dropped afterwards (its SETs die with it). */
+async function runAlone(deps: JobDeps, sql: readonly string[], timeouts: { statementTimeoutMs: number; lockTimeoutMs: number }): Promise<void> {
+  let client: PoolClient;
+  try {
+    client = await deps.pool.connect();
+  } catch (err) {
+    throw classifyDbError(err, 'bootstrap');
+  }
+  try {
+    await client.query(`SET statement_timeout = ${timeouts.statementTimeoutMs}`);
+    await client.query(`SET lock_timeout = ${timeouts.lockTimeoutMs}`);
+    for (const s of sql) await client.query(longStatement(s, timeouts.statementTimeoutMs));
+  } finally {
+    client.release(true);
+  }
+}
+
+export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}): Promise<BootstrapReport> {
+  const clock = deps.clock ?? (() => new Date());
+  const startedAt = clock();
+  const t0 = performance.now();
+  const apply = options.apply === true;
+  const lockTimeoutMs = Math.max(1, Math.round(options.lockTimeoutMs ?? DEFAULT_TIMEOUTS.lockTimeoutMs));
+  const longTimeout = () => cappedTimeout(options.longStatementTimeoutMs ?? BOOTSTRAP_LONG_TIMEOUT_MS, deps.remainingMs);
+
+  const steps = planBootstrap(await readCatalog(deps), deps.schema, deps.appRole);
+  const actions: ActionReport[] = steps.map((s) => ({
+    object: s.object,
+    action: s.action,
+    outcome: s.state === 'exists' ? 'exists' : s.state === 'blocked' ? 'blocked' : apply ? 'done' : 'planned',
+    message: s.message,
+    ...(s.state === 'missing' ? { sql: s.sql } : {}),
+  }));
+  const notes: string[] = [];
+
+  if (apply) {
+    const pending = (runner: Runner) => steps.map((s, i) => ({ s, a: actions[i]! })).filter(({ s }) => s.state === 'missing' && s.runner === runner);
+
+    // The catalog objects go in together, all or none, so a half-made attempt_mv is never left behind.
+    const txSteps = pending('transaction');
+    if (txSteps.length > 0) {
+      const started = performance.now();
+      const statementTimeoutMs = longTimeout();
+      try {
+        await inTransaction(deps.pool, { lockTimeoutMs, statementTimeoutMs }, async (client) => {
+          for (const { s } of txSteps) for (const sql of s.sql) await client.query(longStatement(sql, statementTimeoutMs));
+        });
+      } catch (err) {
+        throw classifyDbError(err, 'bootstrap');
+      }
+      const ms = Math.round(performance.now() - started);
+      for (const { a } of txSteps) a.durationMs = ms;
+      deps.log?.info('bootstrap created objects', { objects: txSteps.map(({ s }) => s.object) });
+    }
+
+    for (const { a } of pending('refresh')) {
+      const started = performance.now();
+      const refreshed = await runRefresh(deps, { mode: 'full', statementTimeoutMs: longTimeout(), lockTimeoutMs });
+      const r = refreshed.actions[0];
+      a.durationMs = Math.round(performance.now() - started);
+      if (r?.outcome === 'skipped') {
+        a.outcome = 'skipped';
+        a.message = `${r.message}: it populates attempt_mv`;
+      } else {
+        a.message = `populated: ${r?.message ?? 'refreshed'}`;
+        a.after = r?.after;
+      }
+    }
+
+    for (const { s, a } of pending('alone')) {
+      const started = performance.now();
+      try {
+        await runAlone(deps, s.sql, { statementTimeoutMs: longTimeout(), lockTimeoutMs });
+      } catch (err) {
+        const e = classifyDbError(err, `bootstrap: ${s.action} ${s.object}`);
+        // An interrupted concurrent build leaves an INVALID index; the next run replaces it.
+        throw new AttemptOpsError(e.kind, `${oneLine(e)} (run bootstrap again: an invalid index left behind is rebuilt)`, { cause: e });
+      }
+      a.durationMs = Math.round(performance.now() - started);
+    }
+  }
+
+  if (actions.every((a) => a.outcome === 'exists')) notes.push('everything exists: nothing to do');
+  else if (!apply && actions.some((a) => a.outcome === 'planned')) notes.push('dry run: nothing was changed (run with --apply, or {"apply": true})');
+  const statuses: Status[] = actions.map((a) => (a.outcome === 'blocked' ? 'critical' : 'ok'));
+  return {
+    version: REPORT_VERSION,
+    job: 'bootstrap',
+    target: deps.target,
+    startedAt: startedAt.toISOString(),
+    durationMs: Math.round(performance.now() - t0),
+    status: overallStatus(statuses),
+    dryRun: !apply,
+    apply,
+    actions,
+    notes,
+    metrics: [],
+  };
+}
