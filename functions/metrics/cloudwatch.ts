@@ -12,10 +12,29 @@ export const MAX_DATUMS_PER_CALL = 1000;
 export const MAX_BYTES_PER_CALL = 1_000_000 - 50_000;
 
 let client: CloudWatchClient | undefined;
-/** One client per container, made on first use; the SDK retries throttling with backoff. */
+/** One client per container, made on first use. Retries are ours (below), so they are testable. */
 export function cloudWatchClient(): CloudWatchClient {
-  client ??= new CloudWatchClient({ maxAttempts: 5, retryMode: 'adaptive' });
+  client ??= new CloudWatchClient({ maxAttempts: 1 });
   return client;
+}
+
+export interface RetryPolicy {
+  attempts: number;
+  baseDelayMs: number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 4,
+  baseDelayMs: 200,
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+};
+
+/** Throttling and server-side faults are worth another try; a bad request is not. */
+export function isRetryable(err: unknown): boolean {
+  const e = err as { name?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode ?? 0;
+  return Boolean(e.$retryable) || status >= 500 || status === 429 || /Throttl|RequestLimitExceeded|ServiceUnavailable|InternalFailure|TimeoutError|NetworkingError|ECONNRESET/.test(e.name ?? '');
 }
 
 function toCloudWatch(d: MetricDatum, timestamp: Date): CwDatum {
@@ -47,7 +66,8 @@ export function batchDatums<T>(items: readonly T[], size: (item: T) => number = 
   return batches;
 }
 
-export function cloudWatchSink(options: { namespace: string; client?: CloudWatchClient; now?: () => Date }): MetricSink {
+export function cloudWatchSink(options: { namespace: string; client?: CloudWatchClient; now?: () => Date; retry?: Partial<RetryPolicy> }): MetricSink {
+  const retry = { ...DEFAULT_RETRY, ...options.retry };
   return {
     kind: 'cloudwatch',
     async publish(data) {
@@ -57,12 +77,20 @@ export function cloudWatchSink(options: { namespace: string; client?: CloudWatch
       const datums = data.map((d) => toCloudWatch(d, timestamp));
       const batches = batchDatums(datums, (d) => JSON.stringify(d).length);
       for (const batch of batches) {
-        try {
-          await cw.send(new PutMetricDataCommand({ Namespace: options.namespace, MetricData: batch }));
-        } catch (err) {
-          // After the SDK's own retries: fail the job loudly rather than drop a metric silently.
-          const name = (err as { name?: string }).name ?? 'Error';
-          throw new AttemptOpsError('metrics', `PutMetricData failed after retries (${name}): ${batch.length} datum(s) not published`, { cause: err });
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await cw.send(new PutMetricDataCommand({ Namespace: options.namespace, MetricData: batch }));
+            break;
+          } catch (err) {
+            const name = (err as { name?: string }).name ?? 'Error';
+            if (attempt < retry.attempts && isRetryable(err)) {
+              // Exponential backoff with full jitter, as AWS recommends for throttling.
+              await retry.sleep(Math.random() * retry.baseDelayMs * 2 ** (attempt - 1));
+              continue;
+            }
+            // Fail the job loudly rather than drop a metric silently.
+            throw new AttemptOpsError('metrics', `PutMetricData failed after ${attempt} attempt(s) (${name}): ${batch.length} datum(s) not published`, { cause: err });
+          }
         }
       }
       return { calls: batches.length, datums: data.length };

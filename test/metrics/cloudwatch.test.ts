@@ -35,4 +35,24 @@ describe('PutMetricData batching', () => {
     expect(batches.map((b) => b.length)).toEqual([2, 2, 2, 1]);
     expect(batchDatums(Array.from({ length: MAX_DATUMS_PER_CALL + 1 }, (_, i) => i)).map((b) => b.length)).toEqual([MAX_DATUMS_PER_CALL, 1]);
   });
+
+  it('retries throttling with backoff, then succeeds', async () => {
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } });
+    cw.on(PutMetricDataCommand).rejectsOnce(throttled).rejectsOnce(throttled).resolves({});
+    const sleeps: number[] = [];
+    const sink = cloudWatchSink({ namespace: 'AttemptView', client: new CloudWatchClient({ region: 'eu-west-1' }), retry: { sleep: async (ms) => void sleeps.push(ms) } });
+    expect(await sink.publish([datum('blocked_queries', 1, 'x')])).toEqual({ calls: 1, datums: 1 });
+    expect(cw.commandCalls(PutMetricDataCommand)).toHaveLength(3);
+    expect(sleeps).toHaveLength(2);
+  });
+
+  it('fails loudly once the retries are spent, and at once on a bad request', async () => {
+    cw.on(PutMetricDataCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    const sink = cloudWatchSink({ namespace: 'AttemptView', client: new CloudWatchClient({ region: 'eu-west-1' }), retry: { sleep: async () => undefined } });
+    await expect(sink.publish([datum('blocked_queries', 1, 'x')])).rejects.toMatchObject({ kind: 'metrics', message: expect.stringMatching(/after 4 attempt\(s\) \(ThrottlingException\): 1 datum/) });
+    cw.reset();
+    cw.on(PutMetricDataCommand).rejects(Object.assign(new Error('bad'), { name: 'InvalidParameterValueException', $metadata: { httpStatusCode: 400 } }));
+    await expect(sink.publish([datum('blocked_queries', 1, 'x')])).rejects.toMatchObject({ message: expect.stringMatching(/after 1 attempt/) });
+    expect(cw.commandCalls(PutMetricDataCommand)).toHaveLength(1);
+  });
 });
