@@ -52,6 +52,13 @@ export interface AlarmSpec {
   readonly evaluationPeriods: number;
   readonly datapointsToAlarm: number;
   readonly treatMissingData: TreatMissingData;
+  /**
+   * Count an empty period as this value (metric math FILL). CloudWatch judges missing data over
+   * an evaluation range several periods long, so a plain breaching alarm notices silence late;
+   * FILL makes "no data for N periods" mean exactly N periods. treatMissingData still covers a
+   * metric that has never had a datapoint.
+   */
+  readonly fillMissingWith?: number;
   /** The contract's "fires when" column, in words, for descriptions and docs. */
   readonly firesWhen: string;
   /** Off unless the deployment config turns it on. */
@@ -107,6 +114,7 @@ export const ALARM_SPECS: readonly AlarmSpec[] = [
   checkAlarm('view-missing', 'view missing', 'view_exists', {
     period: VIEW_MISSING_SILENCE_SECONDS,
     treatMissingData: 'breaching',
+    fillMissingWith: 0,
     firesWhen: `attempt_view_exists < ${THRESHOLDS.viewExists}, or no data for 2 h`,
   }),
   checkAlarm('schema-drift', 'schema drift', 'view_schema', { firesWhen: `attempt_view_schema_drift > ${THRESHOLDS.schemaDrift}` }),
@@ -224,6 +232,7 @@ export const JOB_SILENT_ALARM: AlarmSpec = {
   evaluationPeriods: 2,
   datapointsToAlarm: 2,
   treatMissingData: 'breaching',
+  fillMissingWith: 0,
   firesWhen: 'job_success missing for 2 of its schedule periods',
 };
 
