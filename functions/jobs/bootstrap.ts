@@ -205,11 +205,15 @@ async function runAlone(deps: JobDeps, sql: readonly string[], timeouts: { state
   } catch (err) {
     throw classifyDbError(err, 'bootstrap');
   }
+  // A checked-out client whose backend dies emits 'error'; unheard, it would crash the process.
+  const ignore = () => undefined;
+  client.on('error', ignore);
   try {
     await client.query(`SET statement_timeout = ${timeouts.statementTimeoutMs}`);
     await client.query(`SET lock_timeout = ${timeouts.lockTimeoutMs}`);
     for (const s of sql) await client.query(longStatement(s, timeouts.statementTimeoutMs));
   } finally {
+    client.off('error', ignore);
     client.release(true);
   }
 }

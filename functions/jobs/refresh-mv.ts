@@ -220,6 +220,11 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
     throw classifyDbError(err, 'refresh');
   }
   let broken: Error | undefined;
+  // A checked-out client whose backend dies emits 'error'; unheard, it would crash the process.
+  const onError = (err: Error) => {
+    broken = err;
+  };
+  client.on('error', onError);
   try {
     const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [REFRESH_LOCK_KEY]);
     if (rows[0]?.locked !== true) {
@@ -242,7 +247,9 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
         });
       } catch (err) {
         const e = classifyDbError(err, `refresh of ${display}`);
-        if (e.kind === 'connection') broken ??= e;
+        // No SQLSTATE means the client gave up (read timeout, lost socket): the server may still be
+        // running the refresh on this session, so it must not be reused.
+        if (e.kind === 'connection' || !(err as { code?: string }).code) broken ??= e;
         // The failure row is what mv_staleness and on-call see; losing it must not hide the cause.
         await recordFinish(deps, runId, 'failure', null, oneLine(e), Math.round(performance.now() - started)).catch((recErr) =>
           deps.log?.error('could not record the failed refresh', { error: classifyDbError(recErr).message }),
@@ -267,6 +274,8 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
   } catch (err) {
     throw classifyDbError(err, 'refresh');
   } finally {
+    client.off('error', onError);
+    // A session that may still hold the advisory lock is dropped: the server releases it then.
     client.release(broken);
   }
 }
