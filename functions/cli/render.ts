@@ -1,5 +1,5 @@
 /** Human output: a compact table, one line per check, coloured by status. */
-import type { ActionOutcome, ActionsReport, CheckResult, HealthReport, MetricDatum, ReportEnvelope, Status } from '../contract/index.ts';
+import type { ActionOutcome, ActionReport, ActionsReport, CheckResult, HealthReport, MetricDatum, ReportEnvelope, Status } from '../contract/index.ts';
 
 const COLORS: Record<Status, string> = { ok: '32', warning: '33', critical: '31', unknown: '35', skipped: '90' };
 
@@ -74,7 +74,11 @@ export function renderMetricsReport(r: ActionsReport, command: string, color: bo
   const width = Math.max(6, ...r.metrics.map((m) => label(m).length));
   lines.push(`${pad('METRIC', width)} ${pad('VALUE', 10)} UNIT`);
   for (const m of r.metrics) lines.push(`${pad(label(m), width)} ${pad(Number.isInteger(m.value) ? String(m.value) : m.value.toFixed(2), 10)} ${m.unit}`);
-  for (const a of r.actions.filter((x) => x.outcome !== 'done')) lines.push(`${paint(pad(a.outcome, 8), OUTCOME_STATUS[a.outcome], color)} ${a.object}: ${a.message}`);
+  // A note that already says why a metric was skipped stands for that metric's line.
+  const said = (a: ActionReport) => r.notes.some((n) => n.includes(a.message));
+  for (const a of r.actions.filter((x) => x.outcome !== 'done' && !said(x))) {
+    lines.push(`${paint(pad(a.outcome, 8), OUTCOME_STATUS[a.outcome], color)} ${a.object}: ${a.message}`);
+  }
   for (const note of r.notes) lines.push(`note: ${note}`);
   lines.push('');
   lines.push(actionSummaryLine(r, color));

@@ -265,7 +265,7 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
         a.outcome = 'skipped';
         a.message = `${r.message}: it populates attempt_mv`;
       } else {
-        a.message = `populated: ${r?.message ?? 'refreshed'}`;
+        a.message = `populated by a ${r?.message ?? 'refresh'}`;
         a.after = r?.after;
       }
     }

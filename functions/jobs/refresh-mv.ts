@@ -69,11 +69,11 @@ const REFRESHERS: Partial<Record<RefreshMode, Refresher>> = {
   concurrent: {
     plan: (relation, mv) =>
       mv.populated
-        ? { mode: 'concurrent', reason: 'concurrent refresh: readers keep reading', sql: [`REFRESH MATERIALIZED VIEW CONCURRENTLY ${relation}`] }
-        : { mode: 'full', reason: 'never populated: a plain refresh fills it (CONCURRENTLY needs a populated view)', sql: [`REFRESH MATERIALIZED VIEW ${relation}`] },
+        ? { mode: 'concurrent', reason: 'readers keep reading meanwhile', sql: [`REFRESH MATERIALIZED VIEW CONCURRENTLY ${relation}`] }
+        : { mode: 'full', reason: 'never populated, and CONCURRENTLY needs a populated view', sql: [`REFRESH MATERIALIZED VIEW ${relation}`] },
   },
   full: {
-    plan: (relation) => ({ mode: 'full', reason: 'full refresh: readers of attempt_mv wait until it commits', sql: [`REFRESH MATERIALIZED VIEW ${relation}`] }),
+    plan: (relation) => ({ mode: 'full', reason: 'as asked: readers of attempt_mv wait until it commits', sql: [`REFRESH MATERIALIZED VIEW ${relation}`] }),
   },
 };
 
@@ -210,7 +210,7 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
       throw classifyDbError(err, 'looking for a running refresh');
     });
     const notes = busy ? ['another refresh is running now: this run would be skipped'] : [];
-    return report({ object: display, action: 'refresh', outcome: 'planned', message: `would run a ${plan.mode} refresh: ${plan.reason}`, sql: plan.sql, before }, [], notes);
+    return report({ object: display, action: 'refresh', outcome: 'planned', message: `would run a ${plan.mode} refresh (${plan.reason})`, sql: plan.sql, before }, [], notes);
   }
 
   let client: PoolClient;
@@ -260,7 +260,7 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
       await recordFinish(deps, runId, 'success', count, null, durationMs);
       deps.log?.info('refreshed', { mode: plan.mode, rows: count, durationMs });
       return report(
-        { object: display, action: 'refresh', outcome: 'done', message: `${plan.mode} refresh: ${count} rows (${plan.reason})`, sql: plan.sql, durationMs, before, after: { populated: true, rows: count, mode: plan.mode } },
+        { object: display, action: 'refresh', outcome: 'done', message: `${plan.mode} refresh, ${count} rows (${plan.reason})`, sql: plan.sql, durationMs, before, after: { populated: true, rows: count, mode: plan.mode } },
         [datum('attempt_mv_refresh_duration_ms', durationMs, deps.target), datum('attempt_mv_row_count', count, deps.target)],
       );
     } finally {
