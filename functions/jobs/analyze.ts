@@ -19,7 +19,7 @@ import {
 } from '../contract/index.ts';
 import { AttemptOpsError, classifyDbError } from '../db/errors.ts';
 import { qualified } from '../db/identifiers.ts';
-import { DEFAULT_TIMEOUTS, inTransaction } from '../db/pool.ts';
+import { DEFAULT_TIMEOUTS, inTransaction, type PoolClient } from '../db/pool.ts';
 import type { QueryConfig } from 'pg';
 import type { JobDeps } from './deps.ts';
 
@@ -29,15 +29,15 @@ export interface AnalyzeOptions {
   force?: boolean;
   /** Decide and report; run nothing. */
   dryRun?: boolean;
-  /** How long one ANALYZE may wait for its lock before the job fails (ms). */
+  /** How long one ANALYZE may wait for its lock before the job fails (ms); default: the session's. */
   lockTimeoutMs?: number;
-  /** statement_timeout of one ANALYZE (ms), further capped by the time the run has left. */
+  /** statement_timeout of one ANALYZE (ms), capped by the time the run has left; default: the session's. */
   statementTimeoutMs?: number;
 }
 
 export const ANALYZE_BASE_THRESHOLD = 50;
 export const ANALYZE_SCALE_FACTOR = 0.1;
-/** ANALYZE samples at most 30,000 rows per table (default_statistics_target 100): minutes are plenty. */
+/** Only when the session has no statement timeout: ANALYZE samples at most 30,000 rows per table. */
 export const ANALYZE_STATEMENT_TIMEOUT_MS = 5 * 60_000;
 
 export interface TableStats {
@@ -154,6 +154,37 @@ export function longStatement(text: string, timeoutMs: number): QueryConfig & { 
   return { text, query_timeout: timeoutMs + 5_000 };
 }
 
+export interface StatementTimeouts {
+  statementTimeoutMs: number;
+  lockTimeoutMs: number;
+}
+
+/**
+ * Sets the timeouts of a maintenance statement on its session and returns them. Unless the caller
+ * names its own, they are the session's: what the stack configures per function
+ * (ATTEMPT_OPS_STATEMENT_TIMEOUT_MS, ATTEMPT_OPS_LOCK_TIMEOUT_MS) or the CLI per command. The
+ * statement timeout is capped by the time the run has left; neither is ever left unlimited (0),
+ * or a lock wait would queue behind DDL for good.
+ *
+ * LOCAL needs a transaction; SESSION is for a session dropped afterwards (CREATE INDEX CONCURRENTLY).
+ */
+export async function applyTimeouts(
+  client: PoolClient, scope: 'LOCAL' | 'SESSION', requested: Partial<StatementTimeouts>,
+  fallbackStatementMs: number, remainingMs?: () => number,
+): Promise<StatementTimeouts> {
+  const { rows } = await client.query<{ statement_ms: string; lock_ms: string }>(
+    `SELECT (SELECT setting FROM pg_settings WHERE name = 'statement_timeout') AS statement_ms,
+            (SELECT setting FROM pg_settings WHERE name = 'lock_timeout') AS lock_ms`,
+  );
+  const session = { statement: Number(rows[0]?.statement_ms ?? 0), lock: Number(rows[0]?.lock_ms ?? 0) };
+  const statementTimeoutMs = cappedTimeout(requested.statementTimeoutMs ?? (session.statement > 0 ? session.statement : fallbackStatementMs), remainingMs);
+  const lockTimeoutMs = Math.max(1, Math.round(requested.lockTimeoutMs ?? (session.lock > 0 ? session.lock : DEFAULT_TIMEOUTS.lockTimeoutMs)));
+  const set = scope === 'LOCAL' ? 'SET LOCAL' : 'SET';
+  await client.query(`${set} statement_timeout = ${statementTimeoutMs}`);
+  await client.query(`${set} lock_timeout = ${lockTimeoutMs}`);
+  return { statementTimeoutMs, lockTimeoutMs };
+}
+
 export async function runAnalyze(deps: JobDeps, options: AnalyzeOptions = {}): Promise<AnalyzeReport> {
   const clock = deps.clock ?? (() => new Date());
   const startedAt = clock();
@@ -184,13 +215,11 @@ export async function runAnalyze(deps: JobDeps, options: AnalyzeOptions = {}): P
     }
     if (deps.signal?.aborted) throw new AttemptOpsError('timeout', `analyze aborted before ${stats.relation}: out of time`);
     const started = performance.now();
-    const statementTimeoutMs = cappedTimeout(options.statementTimeoutMs ?? ANALYZE_STATEMENT_TIMEOUT_MS, deps.remainingMs);
     try {
-      await inTransaction(
-        deps.pool,
-        { lockTimeoutMs: options.lockTimeoutMs ?? DEFAULT_TIMEOUTS.lockTimeoutMs, statementTimeoutMs },
-        (client) => client.query(longStatement(sql, statementTimeoutMs)),
-      );
+      await inTransaction(deps.pool, {}, async (client) => {
+        const t = await applyTimeouts(client, 'LOCAL', options, ANALYZE_STATEMENT_TIMEOUT_MS, deps.remainingMs);
+        await client.query(longStatement(sql, t.statementTimeoutMs));
+      });
     } catch (err) {
       // The tables analyzed so far stay analyzed; the job still fails, so its alarm sees the lock.
       throw classifyDbError(err, `ANALYZE ${stats.relation}`);

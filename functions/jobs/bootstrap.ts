@@ -21,26 +21,24 @@
 import { OPS_SCHEMA, REPORT_VERSION, overallStatus, type ActionReport, type BootstrapReport, type Status } from '../contract/index.ts';
 import { AttemptOpsError, classifyDbError, oneLine } from '../db/errors.ts';
 import { qualified, quoteIdent } from '../db/identifiers.ts';
-import { DEFAULT_TIMEOUTS, inTransaction, type PoolClient } from '../db/pool.ts';
+import { inTransaction, type PoolClient } from '../db/pool.ts';
 import {
   ATTEMPT_MV_ID_INDEX, ATTEMPT_MV_STUDENT_INDEX, COMPLETED_AT_INDEX, JOB_RUNS, METRIC_STATE,
   attemptMvCreateSql, attemptMvIdIndexSql, attemptMvStudentIndexSql, completedAtIndexSql,
   jobRunsIndexSql, jobRunsTableSql, metricStateTableSql, opsSchemaCreateSql,
 } from '../sql/ops-schema.ts';
-import { cappedTimeout, longStatement } from './analyze.ts';
+import { applyTimeouts, longStatement } from './analyze.ts';
 import type { JobDeps } from './deps.ts';
-import { runRefresh } from './refresh-mv.ts';
+import { REFRESH_STATEMENT_TIMEOUT_MS, runRefresh } from './refresh-mv.ts';
 
 export interface BootstrapOptions {
   /** Run the statements; without it, only report. */
   apply?: boolean;
-  /** statement_timeout of the concurrent index build and of the first refresh (ms), capped by the time left. */
-  longStatementTimeoutMs?: number;
+  /** statement_timeout of each statement (ms), capped by the time the run has left; default: the session's. */
+  statementTimeoutMs?: number;
+  /** How long a statement may wait for a lock (ms); default: the session's. */
   lockTimeoutMs?: number;
 }
-
-/** Building an index on a 2M-row table takes well under a minute; this leaves room for far bigger. */
-export const BOOTSTRAP_LONG_TIMEOUT_MS = 15 * 60_000;
 
 /** What the catalog says, read in one query that takes no lock on any table. */
 export interface CatalogState {
@@ -198,7 +196,7 @@ export function planBootstrap(c: CatalogState, schema: string, appRole: string):
 }
 
 /** Each statement on its own, in autocommit, on a session dropped afterwards (its SETs die with it). */
-async function runAlone(deps: JobDeps, sql: readonly string[], timeouts: { statementTimeoutMs: number; lockTimeoutMs: number }): Promise<void> {
+async function runAlone(deps: JobDeps, sql: readonly string[], requested: BootstrapOptions): Promise<void> {
   let client: PoolClient;
   try {
     client = await deps.pool.connect();
@@ -209,9 +207,8 @@ async function runAlone(deps: JobDeps, sql: readonly string[], timeouts: { state
   const ignore = () => undefined;
   client.on('error', ignore);
   try {
-    await client.query(`SET statement_timeout = ${timeouts.statementTimeoutMs}`);
-    await client.query(`SET lock_timeout = ${timeouts.lockTimeoutMs}`);
-    for (const s of sql) await client.query(longStatement(s, timeouts.statementTimeoutMs));
+    const t = await applyTimeouts(client, 'SESSION', requested, REFRESH_STATEMENT_TIMEOUT_MS, deps.remainingMs);
+    for (const s of sql) await client.query(longStatement(s, t.statementTimeoutMs));
   } finally {
     client.off('error', ignore);
     client.release(true);
@@ -223,8 +220,6 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
   const startedAt = clock();
   const t0 = performance.now();
   const apply = options.apply === true;
-  const lockTimeoutMs = Math.max(1, Math.round(options.lockTimeoutMs ?? DEFAULT_TIMEOUTS.lockTimeoutMs));
-  const longTimeout = () => cappedTimeout(options.longStatementTimeoutMs ?? BOOTSTRAP_LONG_TIMEOUT_MS, deps.remainingMs);
 
   const steps = planBootstrap(await readCatalog(deps), deps.schema, deps.appRole);
   const actions: ActionReport[] = steps.map((s) => ({
@@ -243,10 +238,10 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
     const txSteps = pending('transaction');
     if (txSteps.length > 0) {
       const started = performance.now();
-      const statementTimeoutMs = longTimeout();
       try {
-        await inTransaction(deps.pool, { lockTimeoutMs, statementTimeoutMs }, async (client) => {
-          for (const { s } of txSteps) for (const sql of s.sql) await client.query(longStatement(sql, statementTimeoutMs));
+        await inTransaction(deps.pool, {}, async (client) => {
+          const t = await applyTimeouts(client, 'LOCAL', options, REFRESH_STATEMENT_TIMEOUT_MS, deps.remainingMs);
+          for (const { s } of txSteps) for (const sql of s.sql) await client.query(longStatement(sql, t.statementTimeoutMs));
         });
       } catch (err) {
         throw classifyDbError(err, 'bootstrap');
@@ -258,7 +253,7 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
 
     for (const { a } of pending('refresh')) {
       const started = performance.now();
-      const refreshed = await runRefresh(deps, { mode: 'full', statementTimeoutMs: longTimeout(), lockTimeoutMs });
+      const refreshed = await runRefresh(deps, { mode: 'full', statementTimeoutMs: options.statementTimeoutMs, lockTimeoutMs: options.lockTimeoutMs });
       const r = refreshed.actions[0];
       a.durationMs = Math.round(performance.now() - started);
       if (r?.outcome === 'skipped') {
@@ -273,7 +268,7 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
     for (const { s, a } of pending('alone')) {
       const started = performance.now();
       try {
-        await runAlone(deps, s.sql, { statementTimeoutMs: longTimeout(), lockTimeoutMs });
+        await runAlone(deps, s.sql, options);
       } catch (err) {
         const e = classifyDbError(err, `bootstrap: ${s.action} ${s.object}`);
         // An interrupted concurrent build leaves an INVALID index; the next run replaces it.

@@ -18,9 +18,9 @@ import {
 } from '../contract/index.ts';
 import { AttemptOpsError, ConfigError, classifyDbError, oneLine } from '../db/errors.ts';
 import { qualified } from '../db/identifiers.ts';
-import { DEFAULT_TIMEOUTS, type PoolClient } from '../db/pool.ts';
+import type { PoolClient } from '../db/pool.ts';
 import { JOB_RUNS } from '../sql/ops-schema.ts';
-import { cappedTimeout, longStatement } from './analyze.ts';
+import { applyTimeouts, longStatement, type StatementTimeouts } from './analyze.ts';
 import type { JobDeps } from './deps.ts';
 
 /**
@@ -28,16 +28,20 @@ import type { JobDeps } from './deps.ts';
  * classid 6386804, objid 1701671028, objsubid 1. Advisory locks are per database.
  */
 export const REFRESH_LOCK_KEY = '27431116007633012';
-/** Runbook: a 2M-row refresh takes under a minute; a quarter of an hour is a stuck refresh. */
+/**
+ * For sessions without a statement timeout, and the CLI's refresh and bootstrap sessions (the
+ * pool's 30 s default is for checks): a 2M-row refresh takes well under a minute, so a quarter of
+ * an hour is a stuck refresh.
+ */
 export const REFRESH_STATEMENT_TIMEOUT_MS = 15 * 60_000;
 
 export interface RefreshOptions {
   mode?: RefreshMode;
   /** Plan and report; take no lock, record and change nothing. */
   dryRun?: boolean;
-  /** statement_timeout of the refresh (ms), further capped by the time the run has left. */
+  /** statement_timeout of the refresh (ms), capped by the time the run has left; default: the session's. */
   statementTimeoutMs?: number;
-  /** How long the refresh may wait for a lock on attempt_mv or its tables (ms). */
+  /** How long the refresh may wait for a lock on attempt_mv or its tables (ms); default: the session's. */
   lockTimeoutMs?: number;
 }
 
@@ -162,12 +166,11 @@ async function refreshInProgress(deps: JobDeps): Promise<boolean> {
  */
 async function execute(
   client: PoolClient, plan: RefreshPlan, relation: string,
-  timeouts: { statementTimeoutMs: number; lockTimeoutMs: number }, onBroken: (err: Error) => void,
+  requested: Partial<StatementTimeouts>, remainingMs: (() => number) | undefined, onBroken: (err: Error) => void,
 ): Promise<number> {
   await client.query('BEGIN');
   try {
-    await client.query(`SET LOCAL statement_timeout = ${timeouts.statementTimeoutMs}`);
-    await client.query(`SET LOCAL lock_timeout = ${timeouts.lockTimeoutMs}`);
+    const timeouts = await applyTimeouts(client, 'LOCAL', requested, REFRESH_STATEMENT_TIMEOUT_MS, remainingMs);
     for (const sql of plan.sql) await client.query(longStatement(sql, timeouts.statementTimeoutMs));
     const { rows } = await client.query<{ n: string }>(longStatement(`SELECT count(*) AS n FROM ${relation}`, timeouts.statementTimeoutMs));
     await client.query('COMMIT');
@@ -236,13 +239,9 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
     try {
       const runId = await recordStart(deps, startedAt, plan, requested);
       const started = performance.now();
-      const timeouts = {
-        statementTimeoutMs: cappedTimeout(options.statementTimeoutMs ?? REFRESH_STATEMENT_TIMEOUT_MS, deps.remainingMs),
-        lockTimeoutMs: Math.max(1, Math.round(options.lockTimeoutMs ?? DEFAULT_TIMEOUTS.lockTimeoutMs)),
-      };
       let count: number;
       try {
-        count = await execute(client, plan, relation, timeouts, (rollbackErr) => {
+        count = await execute(client, plan, relation, options, deps.remainingMs, (rollbackErr) => {
           broken = rollbackErr;
         });
       } catch (err) {

@@ -154,6 +154,22 @@ describe('refresh-mv', () => {
     }
   });
 
+  it("waits for a lock no longer than the session's configured lock_timeout", async () => {
+    // Prepare: the stack configures the lock timeout per function; here 400 ms instead of 3 s.
+    const quick = db.pool('refresh-mv', { lockTimeoutMs: 400 });
+    const lock = await holdLock(db.url, 'exam_results');
+    const started = Date.now();
+    try {
+      // Act
+      const error = await runRefresh(jobDeps(quick)).catch((e: unknown) => e);
+      // Assess
+      expect((error as AttemptOpsError).kind).toBe('lock-timeout');
+      expect(Date.now() - started).toBeLessThan(2_500);
+    } finally {
+      await lock.release();
+    }
+  });
+
   it('rejects mode incremental before any SQL, as a configuration error', async () => {
     const error = await runRefresh(jobDeps(noSqlPool), { mode: 'incremental' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AttemptOpsError);

@@ -1,6 +1,7 @@
 import { EXIT_CODES } from '../../contract/index.ts';
 import { runBootstrap } from '../../jobs/bootstrap.ts';
 import { executeJob } from '../../jobs/execute.ts';
+import { REFRESH_STATEMENT_TIMEOUT_MS } from '../../jobs/refresh-mv.ts';
 import type { Command } from '../command.ts';
 import { renderActionsReport } from '../render.ts';
 import { openSession } from '../session.ts';
@@ -12,7 +13,8 @@ export const bootstrap: Command = {
   options: { apply: { type: 'boolean' } },
   async run({ global, values, io }) {
     const apply = values.apply === true;
-    const session = openSession('bootstrap', global, io);
+    // The pool's 30 s default suits checks; a refresh or an index build on a big table needs longer.
+    const session = openSession('bootstrap', global, io, { statementTimeoutMs: REFRESH_STATEMENT_TIMEOUT_MS });
     try {
       const { report } = await executeJob({
         job: 'bootstrap', target: global.target, sink: session.sink, dryRun: !apply, log: session.log,

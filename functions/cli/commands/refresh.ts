@@ -1,6 +1,6 @@
 import { EXIT_CODES, REFRESH_MODES } from '../../contract/index.ts';
 import { executeJob } from '../../jobs/execute.ts';
-import { runRefresh } from '../../jobs/refresh-mv.ts';
+import { REFRESH_STATEMENT_TIMEOUT_MS, runRefresh } from '../../jobs/refresh-mv.ts';
 import type { Command } from '../command.ts';
 import { oneOfOption } from '../options.ts';
 import { renderActionsReport } from '../render.ts';
@@ -14,7 +14,8 @@ export const refresh: Command = {
   async run({ global, values, io }) {
     const mode = oneOfOption(values.mode as string | undefined, '--mode', REFRESH_MODES);
     const dryRun = values['dry-run'] === true;
-    const session = openSession('refresh-mv', global, io);
+    // The pool's 30 s default suits checks; a refresh or an index build on a big table needs longer.
+    const session = openSession('refresh-mv', global, io, { statementTimeoutMs: REFRESH_STATEMENT_TIMEOUT_MS });
     try {
       const { report } = await executeJob({
         job: 'refresh-mv', target: global.target, sink: session.sink, dryRun, log: session.log,
