@@ -258,7 +258,7 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
       a.durationMs = Math.round(performance.now() - started);
       if (r?.outcome === 'skipped') {
         a.outcome = 'skipped';
-        a.message = `${r.message}: it populates attempt_mv`;
+        a.message = 'another refresh of attempt_mv is running: it populates the view';
       } else {
         a.message = `populated by a ${r?.message ?? 'refresh'}`;
         a.after = r?.after;

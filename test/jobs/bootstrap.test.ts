@@ -107,6 +107,17 @@ describe('bootstrap', () => {
     expect(unique.rows[0].indisunique).toBe(false);
   });
 
+  it('takes an equivalent index under another name for the one it would create', async () => {
+    // Prepare
+    await db.admin.query('DROP INDEX public.attempt_mv_student_completed_idx');
+    await db.admin.query('CREATE INDEX my_student_time_idx ON attempt_mv (student_id, completed_at) INCLUDE (is_correct)');
+    // Act
+    const report = await runBootstrap(jobDeps(db.pool()));
+    // Assess
+    expect(report.actions.find((a) => a.object === 'public.attempt_mv_student_completed_idx')).toMatchObject({ outcome: 'exists', message: 'exists as my_student_time_idx' });
+    expect(report.actions.every((a) => a.outcome === 'exists')).toBe(true);
+  });
+
   it('reports a grant it cannot make when the app role does not exist', async () => {
     // Act
     const report = await runBootstrap(jobDeps(db.pool(), { appRole: 'no_such_role' }));
