@@ -379,7 +379,7 @@ describe('alarms', () => {
 
   it('names the runbook section in every description', () => {
     for (const a of alarms()) {
-      expect(a.AlarmDescription, a.AlarmName).toMatch(/Runbook section (#[a-z0-9-]+): https:\/\/github\.com\/example-org\/attempt-ops\/blob\/main\/docs\/attempt-view-runbook\.md\1$/);
+      expect(a.AlarmDescription, a.AlarmName).toMatch(/Runbook section (#[a-z0-9-]+): https:\/\/github\.com\/example-org\/attempt-ops\/blob\/main\/docs\/RUNBOOK\.md\1$/);
     }
     expect(byName('P0-view-missing').AlarmDescription).toContain('#1-view-missing-p0');
     expect(byName('P1-permissions').AlarmDescription).toContain('#2-query-failure---permission-denied-p1');
