@@ -1,5 +1,5 @@
 /** Human output: a compact table, one line per check, coloured by status. */
-import type { ActionOutcome, ActionReport, ActionsReport, CheckResult, HealthReport, MetricDatum, ReportEnvelope, Status } from '../contract/index.ts';
+import type { ActionOutcome, ActionReport, ActionsReport, CheckResult, DiagnoseReport, HealthReport, MetricDatum, RemediateReport, ReportEnvelope, Status } from '../contract/index.ts';
 
 const COLORS: Record<Status, string> = { ok: '32', warning: '33', critical: '31', unknown: '35', skipped: '90' };
 
@@ -90,4 +90,62 @@ export function actionSummaryLine(r: ActionsReport, color: boolean): string {
   for (const a of r.actions) counts.set(a.outcome, (counts.get(a.outcome) ?? 0) + 1);
   const parts = [...counts].map(([o, n]) => `${n} ${o}`);
   return `status: ${paint(r.status.toUpperCase(), r.status, color)}${parts.length ? ` (${parts.join(', ')})` : ''}`;
+}
+
+/** A value from a finding's data on one line: samples, pids and plans stay readable in a terminal. */
+function oneLineJson(value: unknown, max = 200): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** The data lists worth printing under a finding that is not ok; everything is in --json. */
+const FINDING_LISTS = ['samples', 'victims', 'blockers', 'warningSigns', 'queries', 'differences', 'missingQuestionIds'] as const;
+
+/** `diagnose`: one line per finding, the samples of those that are not ok, then what to run next. */
+export function renderDiagnoseReport(r: DiagnoseReport, color: boolean, runbookBase = ''): string {
+  const lines: string[] = [`attempt-ops diagnose ${r.incident} · target ${r.target} · ${r.startedAt} · ${r.durationMs} ms`, `runbook: ${runbookBase}${r.runbook}`, ''];
+  const width = Math.max(7, ...r.findings.map((f) => f.name.length));
+  lines.push(`${pad('STATUS', 9)} ${pad('FINDING', width)} MESSAGE`);
+  for (const f of r.findings) {
+    const status = paint(pad(f.status === 'ok' ? f.status : f.status.toUpperCase(), 9), f.status, color);
+    lines.push(`${status} ${pad(f.name, width)} ${f.message}`);
+    if (f.status === 'ok') continue;
+    for (const key of FINDING_LISTS) {
+      const list = f.data[key];
+      if (!Array.isArray(list) || list.length === 0) continue;
+      lines.push(`${' '.repeat(10)}${key}:`);
+      for (const item of list.slice(0, 10)) lines.push(`${' '.repeat(12)}${oneLineJson(item)}`);
+    }
+  }
+  if (r.next.length > 0) {
+    lines.push('', 'next:');
+    for (const n of r.next) lines.push(`  ${n}`);
+  }
+  lines.push('', summaryLine(r, r.findings.map((f) => f.status), color));
+  return `${lines.join('\n')}\n`;
+}
+
+const REMEDIATION_OUTCOME: Record<ActionOutcome, Status> = { done: 'ok', planned: 'warning', exists: 'ok', skipped: 'skipped', blocked: 'critical' };
+
+/** `remediate`: each action with what it touches and its exact SQL, the verification, the audit row. */
+export function renderRemediateReport(r: RemediateReport, color: boolean): string {
+  const title = `remediate ${r.fix}${r.restore ? ' --restore' : ''}`;
+  const lines: string[] = [`attempt-ops ${title} · target ${r.target} · ${r.startedAt} · ${r.durationMs} ms · ${r.apply ? 'applied' : 'dry run'} · by ${r.invokedBy}`, ''];
+  if (r.actions.length === 0) lines.push('no action');
+  for (const a of r.actions) {
+    const touched = [a.rows !== undefined ? `${a.rows} row(s)` : '', a.pids?.length ? `pid ${a.pids.join(', ')}` : ''].filter(Boolean).join(', ');
+    const ms = a.durationMs === undefined ? '' : ` (${a.durationMs} ms)`;
+    lines.push(`${paint(pad(a.outcome, 8), REMEDIATION_OUTCOME[a.outcome], color)} ${a.action} ${a.object}${touched ? ` [${touched}]` : ''}${ms}: ${a.message}`);
+    if (a.sql && a.outcome !== 'exists' && a.outcome !== 'skipped') for (const sql of a.sql) lines.push(`${' '.repeat(9)}${sql.replace(/\s*\n\s*/g, ' ')}`);
+  }
+  if (r.verification.length > 0) {
+    lines.push('', 'verification:');
+    for (const c of r.verification) {
+      lines.push(`  ${paint(pad(c.status === 'ok' || c.status === 'skipped' ? c.status : c.status.toUpperCase(), 9), c.status, color)} ${pad(c.name, 15)} ${c.message}`);
+    }
+  }
+  if (r.audit) lines.push('', `audit: ${r.audit.table} id ${r.audit.id}`);
+  for (const note of r.notes) lines.push(`note: ${note}`);
+  lines.push('', `status: ${paint(r.status.toUpperCase(), r.status, color)}`);
+  return `${lines.join('\n')}\n`;
 }

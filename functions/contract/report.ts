@@ -1,5 +1,5 @@
 /** The JSON report envelope every job prints and returns (CONTRACT.md section 3). */
-import type { CheckName, JobName, RefreshMode, Scope, Severity, Status } from './vocabulary.ts';
+import type { CheckName, Fix, Incident, JobName, RefreshMode, RunbookAnchor, Scope, Severity, Status } from './vocabulary.ts';
 import type { MetricDatum } from './metrics.ts';
 
 export const REPORT_VERSION = 1;
@@ -91,3 +91,52 @@ export interface BootstrapReport extends ActionsReport {
 export interface PublishMetricsReport extends ActionsReport {
   job: 'publish-metrics';
 }
+
+/**
+ * One thing a runbook diagnosis looked at. `status` is what the matching health check would say
+ * about it (its severity decides warning or critical); `data` holds what the runbook's own query
+ * would have shown: counts, sample rows, pids.
+ */
+export interface Finding {
+  /** Stable key: `view`, `grants`, `plan`, `blocking`, `null_required`, ... */
+  name: string;
+  status: Exclude<Status, 'skipped'>;
+  /** The health check whose severity sets the status, when one watches the same thing. */
+  check: CheckName | null;
+  message: string;
+  data: Record<string, unknown>;
+}
+
+export interface DiagnoseReport extends ReportEnvelope {
+  job: 'ops';
+  action: 'diagnose';
+  incident: Incident;
+  runbook: RunbookAnchor;
+  findings: Finding[];
+  /** Commands that repair or verify what was found, most useful first. */
+  next: string[];
+}
+
+/** A remediation step: what it touches, and how many rows or which backends. */
+export interface RemediationAction extends ActionReport {
+  rows?: number;
+  pids?: number[];
+}
+
+export interface RemediateReport extends ActionsReport {
+  job: 'ops';
+  action: 'remediate';
+  fix: Fix;
+  apply: boolean;
+  /** quarantine-duplicates only: put a quarantined batch back (the undo). */
+  restore: boolean;
+  actions: RemediationAction[];
+  /** The matching health checks, run (scope full) after an apply; empty on a dry run. */
+  verification: CheckResult[];
+  /** Who asked: the OS user of the CLI, or the Lambda caller. */
+  invokedBy: string;
+  /** The audit row written by an apply. */
+  audit: { table: string; id: number } | null;
+}
+
+export type OpsReport = DiagnoseReport | RemediateReport;

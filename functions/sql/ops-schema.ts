@@ -90,3 +90,43 @@ ${attemptMvStudentIndexSql(schema)};`;
 export function completedAtIndexSql(schema: string): string {
   return `CREATE INDEX CONCURRENTLY IF NOT EXISTS ${COMPLETED_AT_INDEX} ON ${qualified(schema, 'exam_results')} (completed_at)`;
 }
+
+/** The ops function's audit trail: every applied remediation, who asked for it, its SQL and result. */
+export const REMEDIATIONS = `${quoteIdent(OPS_SCHEMA)}.remediations`;
+
+export function remediationsTableSql(): string {
+  return `CREATE TABLE IF NOT EXISTS ${REMEDIATIONS} (
+  id           bigserial PRIMARY KEY,
+  fix          text NOT NULL,
+  target       text NOT NULL,
+  started_at   timestamptz NOT NULL,
+  finished_at  timestamptz NOT NULL DEFAULT now(),
+  invoked_by   text NOT NULL,
+  db_user      text NOT NULL DEFAULT current_user,
+  outcome      text NOT NULL CHECK (outcome IN ('success', 'failure', 'blocked', 'unverified')),
+  statements   text[] NOT NULL DEFAULT '{}',
+  result       jsonb NOT NULL DEFAULT '{}'::jsonb
+)`;
+}
+
+/** Surplus duplicate exam_results rows, moved here by `remediate quarantine-duplicates` and restorable from here. */
+export const EXAM_RESULTS_QUARANTINE = 'exam_results_quarantine';
+
+/**
+ * The source table's own columns (LIKE, as they are at creation) plus where each row came from.
+ * The extra columns carry a prefix no exam_results column is expected to have.
+ */
+export function quarantineTableSql(schema: string): string {
+  const table = qualified(OPS_SCHEMA, EXAM_RESULTS_QUARANTINE);
+  return `CREATE TABLE IF NOT EXISTS ${table} (
+  LIKE ${qualified(schema, 'exam_results')},
+  quarantine_batch uuid NOT NULL,
+  quarantined_at   timestamptz NOT NULL DEFAULT now(),
+  quarantine_ctid  tid NOT NULL,
+  quarantined_by   text NOT NULL
+)`;
+}
+
+export function quarantineIndexSql(): string {
+  return `CREATE INDEX IF NOT EXISTS exam_results_quarantine_batch_idx ON ${qualified(OPS_SCHEMA, EXAM_RESULTS_QUARANTINE)} (quarantine_batch)`;
+}
