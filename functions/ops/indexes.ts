@@ -5,7 +5,7 @@
  * subquery is rejected by PostgreSQL (orphan_results watches for the same fault instead).
  */
 import type { Queryable } from '../checks/types.ts';
-import { qualified } from '../db/identifiers.ts';
+import { qualified, quoteIdent } from '../db/identifiers.ts';
 
 export interface RunbookIndex {
   name: string;
@@ -25,9 +25,12 @@ export const RUNBOOK_INDEXES: readonly RunbookIndex[] = [
   { name: 'idx_questions_item_id', table: 'questions', definition: '(item_id)', why: 'questions by item_id' },
 ];
 
-/** CONCURRENTLY: writers keep writing while it builds. IF NOT EXISTS: a second run does nothing. */
+/**
+ * CONCURRENTLY: writers keep writing while it builds. IF NOT EXISTS: a second run does nothing.
+ * An index always lives in its table's schema, so its own name takes no schema.
+ */
 export function createIndexSql(schema: string, index: RunbookIndex): string {
-  return `CREATE INDEX CONCURRENTLY IF NOT EXISTS ${qualified(schema, index.name)} ON ${qualified(schema, index.table)} ${index.definition}`;
+  return `CREATE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(index.name)} ON ${qualified(schema, index.table)} ${index.definition}`;
 }
 
 export function dropIndexSql(schema: string, index: RunbookIndex): string {
