@@ -11,8 +11,6 @@ import type { AttemptOpsConfig } from './config.ts';
 export interface BuildAppOptions {
   /** Passed to App (tests set outdir). @default {} */
   readonly appProps?: AppProps;
-  /** @default false; see AttemptOpsStackProps.allowMissingEntries */
-  readonly allowMissingEntries?: boolean;
 }
 
 /** Stack ids allow letters, digits and '-'; targets may also use '_'. */
@@ -29,7 +27,6 @@ export function buildApp(config: AttemptOpsConfig, options: BuildAppOptions = {}
         target,
         env: config.env.account || config.env.region ? { account: config.env.account, region: config.env.region } : undefined,
         description: `attempt-ops for database ${target.name}: health checks, maintenance jobs, alarms and paging`,
-        allowMissingEntries: options.allowMissingEntries,
       }),
   );
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -7,7 +7,6 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -25,12 +24,6 @@ import { JobSchedules } from './schedules.ts';
 export interface AttemptOpsStackProps extends StackProps {
   readonly config: AttemptOpsConfig;
   readonly target: TargetConfig;
-  /**
-   * Synthesize even when a handler file does not exist yet (tests while the handlers are being
-   * written); the CDK app never sets it, so a real deploy always bundles every function.
-   * @default false
-   */
-  readonly allowMissingEntries?: boolean;
 }
 
 const JOB_DESCRIPTIONS: Record<JobName, string> = {
@@ -80,15 +73,11 @@ export class AttemptOpsStack extends Stack {
     const network: NetworkPlacement = { vpc, subnets, securityGroup: this.functionSecurityGroup };
 
     // One imported secret per distinct ARN; each function is granted only its own.
-    const secretKey = t.database.secretKmsKeyArn ? kms.Key.fromKeyArn(this, 'SecretKey', t.database.secretKmsKeyArn) : undefined;
     const secrets = new Map<string, secretsmanager.ISecret>();
     const secretFor = (arn: string) => {
       let s = secrets.get(arn);
       if (!s) {
-        s = secretsmanager.Secret.fromSecretAttributes(this, `DatabaseSecret${secrets.size}`, {
-          secretCompleteArn: arn,
-          ...(secretKey ? { encryptionKey: secretKey } : {}),
-        });
+        s = secretsmanager.Secret.fromSecretCompleteArn(this, `DatabaseSecret${secrets.size}`, arn);
         secrets.set(arn, s);
       }
       return s;
@@ -99,9 +88,9 @@ export class AttemptOpsStack extends Stack {
       runbookUrl: config.runbookUrl,
       logRetention,
       routingKeySecretArn: config.paging.pagerDutyRoutingKeySecretArn,
+      routingKeySecretKmsKeyArn: config.paging.pagerDutyRoutingKeySecretKmsKeyArn,
       pagerDutyCloudWatchUrl: config.paging.pagerDutyCloudWatchUrl,
       infoEmails: config.paging.infoEmails,
-      allowMissingEntry: props.allowMissingEntries,
     });
 
     const shortestRate = (job: JobName) => {
@@ -126,10 +115,10 @@ export class AttemptOpsStack extends Stack {
         // only run maintenance twice and double-count the failure.
         retryAttempts: 0,
         ...(rate !== undefined ? { maxEventAge: Duration.minutes(Math.min(Math.max(rate, 1), 360)) } : {}),
-        allowMissingEntry: props.allowMissingEntries,
       });
       fn.bindDatabase({
         secret: secretFor(secretArnFor(t, job)),
+        secretKmsKeyArn: t.database.secretKmsKeyArn,
         tls: t.database.tls,
         target: t.name,
         schema: t.database.schema,
@@ -163,7 +152,6 @@ export class AttemptOpsStack extends Stack {
       after: jobs.bootstrap,
       logRetention,
       bootstrapTimeout: Duration.seconds(functionSettingsFor(t, 'bootstrap').timeoutSeconds),
-      allowMissingEntry: props.allowMissingEntries,
     });
 
     const rds: RdsDimension = t.database.instanceIdentifier

@@ -27,8 +27,6 @@ export interface BootstrapOnDeployProps {
   readonly logRetention: logs.RetentionDays;
   /** How long bootstrap may take; the invoker waits a little longer. */
   readonly bootstrapTimeout: Duration;
-  /** See JobFunctionProps.allowMissingEntry. @default false */
-  readonly allowMissingEntry?: boolean;
 }
 
 export class BootstrapOnDeploy extends Construct {
@@ -45,7 +43,6 @@ export class BootstrapOnDeploy extends Construct {
       memoryMb: 128,
       logRetention: props.logRetention,
       retryAttempts: 0,
-      allowMissingEntry: props.allowMissingEntry,
     });
     const version = props.bootstrap.currentVersion;
     version.grantInvoke(this.invoker.role);

@@ -113,6 +113,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Secret holding the Events API v2 routing key; without it no forwarder is deployed. */
       pagerDutyRoutingKeySecretArn: secretArn.optional(),
+      /** When that secret is encrypted with a customer managed key. */
+      pagerDutyRoutingKeySecretKmsKeyArn: kmsKeyArn.optional(),
       /** A PagerDuty "Amazon CloudWatch" integration URL, subscribed directly to critical and warning. */
       pagerDutyCloudWatchUrl: httpsUrl.optional(),
       /** Addresses subscribed to the info topic (P3), and told when paging itself fails. */

@@ -4,9 +4,8 @@
  * what a job needs: `bindDatabase()` (its secret, its network, its session timeouts) and
  * `allowPutMetricData()` (our namespace only).
  */
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -60,15 +59,12 @@ export interface JobFunctionProps {
   readonly onFailure?: lambda.IDestination;
   /** @default none */
   readonly environment?: Record<string, string>;
-  /**
-   * Tests may synthesize before a teammate's handler file exists; the real app always bundles.
-   * @default false
-   */
-  readonly allowMissingEntry?: boolean;
 }
 
 export interface DatabaseBinding {
   readonly secret: secretsmanager.ISecret;
+  /** The secret's customer managed key. @default the AWS managed key (no grant needed) */
+  readonly secretKmsKeyArn?: string;
   readonly tls: 'verify-full' | 'require' | 'disable';
   readonly target: string;
   readonly schema: string;
@@ -116,8 +112,7 @@ export class JobFunction extends Construct {
       });
     }
 
-    const entry = entryFor(props.entryName);
-    const common = {
+    this.function = new NodejsFunction(this, 'Function', {
       functionName: props.functionName,
       description: props.description,
       runtime: RUNTIME,
@@ -135,33 +130,21 @@ export class JobFunction extends Construct {
       ...(props.network
         ? { vpc: props.network.vpc, vpcSubnets: { subnets: props.network.subnets }, securityGroups: [props.network.securityGroup] }
         : {}),
-    } satisfies Partial<lambda.FunctionProps>;
-
-    if (props.allowMissingEntry && !existsSync(entry)) {
-      this.function = new lambda.Function(this, 'Function', {
-        ...common,
-        handler: 'index.handler',
-        code: lambda.Code.fromInline(`exports.handler = async () => { throw new Error('${props.entryName} was not built'); };`),
-      });
-    } else {
-      this.function = new NodejsFunction(this, 'Function', {
-        ...common,
-        entry,
-        handler: 'handler',
-        projectRoot: PROJECT_ROOT,
-        depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
-        bundling: {
-          // CommonJS: pg and its optional native binding load as-is; ESM would need a require shim.
-          format: OutputFormat.CJS,
-          target: BUNDLE_TARGET,
-          minify: true,
-          sourceMap: true,
-          // The runtime ships the AWS SDK v3; pg-native is optional and never installed.
-          externalModules: ['@aws-sdk/*', 'pg-native'],
-          forceDockerBundling: false,
-        },
-      });
-    }
+      entry: entryFor(props.entryName),
+      handler: 'handler',
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
+      bundling: {
+        // CommonJS: pg and its optional native binding load as-is; ESM would need a require shim.
+        format: OutputFormat.CJS,
+        target: BUNDLE_TARGET,
+        minify: true,
+        sourceMap: true,
+        // The runtime ships the AWS SDK v3; pg-native is optional and never installed.
+        externalModules: ['@aws-sdk/*', 'pg-native'],
+        forceDockerBundling: false,
+      },
+    });
     if (networkPolicy) {
       this.function.node.addDependency(networkPolicy);
       Validations.of(networkPolicy).acknowledge({
@@ -180,7 +163,7 @@ export class JobFunction extends Construct {
    * server certificate against the CA bundle the runtime ships, and set the session timeouts.
    */
   bindDatabase(db: DatabaseBinding): void {
-    db.secret.grantRead(this.role);
+    this.grantSecretRead(db.secret, db.secretKmsKeyArn);
     const env: Record<string, string> = {
       [ENV.dbSecretArn]: db.secret.secretArn,
       [ENV.dbTls]: db.tls,
@@ -196,6 +179,23 @@ export class JobFunction extends Construct {
     // functions that talk TLS to RDS pay for loading them.
     if (db.tls === 'verify-full') env.NODE_EXTRA_CA_CERTS = LAMBDA_CA_BUNDLE;
     for (const [k, v] of Object.entries(env)) this.function.addEnvironment(k, v);
+  }
+
+  /**
+   * Read one secret by its ARN, and decrypt it with its customer managed key only when Secrets
+   * Manager asks (kms:ViaService). CDK's imported keys grant nothing, so the key grant is explicit.
+   */
+  grantSecretRead(secret: secretsmanager.ISecret, kmsKeyArn?: string): void {
+    secret.grantRead(this.role);
+    if (kmsKeyArn) {
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['kms:Decrypt'],
+          resources: [kmsKeyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` } },
+        }),
+      );
+    }
   }
 
   /** PutMetricData, only into `namespace` (the action has no resource-level permissions). */

@@ -34,8 +34,6 @@ export interface PagingProps {
   readonly pagerDutyCloudWatchUrl?: string;
   /** Email subscriptions on the info topic. @default none */
   readonly infoEmails?: readonly string[];
-  /** See JobFunctionProps.allowMissingEntry. @default false */
-  readonly allowMissingEntry?: boolean;
 }
 
 export class Paging extends Construct {
@@ -106,13 +104,9 @@ export class Paging extends Construct {
         retryAttempts: 2,
         onFailure: new SqsDestination(this.undelivered),
         environment: { [ENV.runbookUrl]: props.runbookUrl },
-        allowMissingEntry: props.allowMissingEntry,
       });
-      const secret = secretsmanager.Secret.fromSecretAttributes(this, 'RoutingKey', {
-        secretCompleteArn: props.routingKeySecretArn,
-        ...(props.routingKeySecretKmsKeyArn ? { encryptionKey: kms.Key.fromKeyArn(this, 'RoutingKeyKey', props.routingKeySecretKmsKeyArn) } : {}),
-      });
-      secret.grantRead(forwarder.role);
+      const secret = secretsmanager.Secret.fromSecretCompleteArn(this, 'RoutingKey', props.routingKeySecretArn);
+      forwarder.grantSecretRead(secret, props.routingKeySecretKmsKeyArn);
       forwarder.function.addEnvironment(ENV.pagerDutySecretArn, secret.secretArn);
       for (const name of ['critical', 'warning'] as const) {
         this.topics[name].addSubscription(new subscriptions.LambdaSubscription(forwarder.function));

@@ -2,16 +2,14 @@
  * Synthesize the app the way `cdk synth` does (buildApp with cdk-nag registered) into a temporary
  * directory, once per test file, and give tests typed access to the template.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
-import { JOBS } from '../../functions/contract/index.ts';
 import { buildApp } from '../../lib/app.ts';
 import type { AttemptOpsStack } from '../../lib/attempt-ops-stack.ts';
 import { loadConfigFile, parseConfig, type AttemptOpsConfig } from '../../lib/config.ts';
-import { entryFor } from '../../lib/job-function.ts';
 
 export const EXAMPLE_CONFIG_PATH = new URL('../../config/example.json', import.meta.url).pathname;
 
@@ -39,12 +37,9 @@ export interface TemplateJson {
   [k: string]: unknown;
 }
 
-/** Handlers written by others may land after this file; the real app never skips one. */
-export const MISSING_HANDLERS = JOBS.filter((j) => !existsSync(entryFor(j)));
-
 export function synth(config: AttemptOpsConfig = exampleConfig()): Synthesized {
   const outdir = mkdtempSync(join(tmpdir(), 'attempt-ops-cdk-'));
-  const { app, stacks } = buildApp(config, { appProps: { outdir }, allowMissingEntries: MISSING_HANDLERS.length > 0 });
+  const { app, stacks } = buildApp(config, { appProps: { outdir } });
   const assembly = app.synth();
   const templates = new Map<number, Template>();
   return {
