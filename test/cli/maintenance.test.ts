@@ -29,11 +29,12 @@ describe('maintenance commands', () => {
   });
   afterAll(async () => db?.drop());
 
-  it('lists the commands in order in the help', async () => {
+  it('lists the maintenance commands in the help, in the contract order', async () => {
     const { code, stdout } = await cli(['--help']);
     expect(code).toBe(0);
-    const order = [...stdout.matchAll(/^ {2}(\w+) /gm)].map((m) => m[1]);
-    expect(order).toEqual(['check', 'analyze', 'refresh', 'metrics', 'bootstrap', 'demo']);
+    const mine = ['check', 'analyze', 'refresh', 'metrics', 'bootstrap', 'demo'];
+    const order = [...stdout.matchAll(/^ {2}(\w+) /gm)].map((m) => m[1]).filter((n) => mine.includes(n!));
+    expect(order).toEqual(mine);
   });
 
   it('refresh before bootstrap fails with exit 2 and names the fix', async () => {

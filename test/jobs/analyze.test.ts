@@ -109,7 +109,7 @@ describe('analyze', () => {
       expect(error).toMatchObject({ kind: 'lock-timeout', exitCode: 2, message: expect.stringMatching(/^ANALYZE public\.exam_results: lock timeout/) });
       // It gave up: nothing of ours is left waiting in the lock queue.
       const waiting = await db.admin.query(`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-        WHERE NOT l.granted AND a.application_name LIKE 'attempt-ops/%'`);
+        WHERE NOT l.granted AND a.datname = current_database() AND a.application_name LIKE 'attempt-ops/%'`);
       expect(waiting.rows[0].n).toBe(0);
     } finally {
       await lock.release();
