@@ -13,6 +13,7 @@
  * sit in a lock queue behind DDL (where it would block every reader queued after it). A lock
  * timeout fails the job at once with kind 'lock-timeout'.
  */
+import type { QueryConfig } from 'pg';
 import {
   ANALYZE_TABLES, DIMENSION_TABLE, REPORT_VERSION, THRESHOLDS, datum,
   type ActionReport, type AnalyzeReport, type AnalyzeTable, type MetricDatum,
@@ -20,7 +21,6 @@ import {
 import { AttemptOpsError, classifyDbError } from '../db/errors.ts';
 import { qualified } from '../db/identifiers.ts';
 import { DEFAULT_TIMEOUTS, inTransaction, type PoolClient } from '../db/pool.ts';
-import type { QueryConfig } from 'pg';
 import type { JobDeps } from './deps.ts';
 
 export interface AnalyzeOptions {
@@ -218,7 +218,20 @@ export async function runAnalyze(deps: JobDeps, options: AnalyzeOptions = {}): P
     try {
       await inTransaction(deps.pool, {}, async (client) => {
         const t = await applyTimeouts(client, 'LOCAL', options, ANALYZE_STATEMENT_TIMEOUT_MS, deps.remainingMs);
-        await client.query(longStatement(sql, t.statementTimeoutMs));
+        // ANALYZE on a table the role may not maintain is no error: a WARNING, and nothing done.
+        let refused: string | undefined;
+        const onNotice = (n: { message?: string }) => {
+          if (n.message && /skipping/i.test(n.message)) refused = n.message;
+        };
+        client.on('notice', onNotice);
+        try {
+          await client.query(longStatement(sql, t.statementTimeoutMs));
+        } finally {
+          client.off('notice', onNotice);
+        }
+        if (refused) {
+          throw new AttemptOpsError('permission', `ANALYZE ${stats.relation}: ${refused} (it needs the table's owner, or the MAINTAIN privilege from PostgreSQL 17)`);
+        }
       });
     } catch (err) {
       // The tables analyzed so far stay analyzed; the job still fails, so its alarm sees the lock.

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttemptOpsError } from '../../functions/db/errors.ts';
-import type { Pool } from '../../functions/db/pool.ts';
 import { analyzeDue, modificationThreshold, runAnalyze, type TableStats } from '../../functions/jobs/analyze.ts';
 import { runBootstrap } from '../../functions/jobs/bootstrap.ts';
 import { executeJob } from '../../functions/jobs/execute.ts';
 import { silentLogger } from '../../functions/runtime/log.ts';
-import { createTestDatabase, seedClean, type TestDatabase } from '../support/db.ts';
+import { fromUrl } from '../../functions/db/connection.ts';
+import { createPool, type Pool } from '../../functions/db/pool.ts';
+import { createTestDatabase, ensureRole, seedClean, type TestDatabase } from '../support/db.ts';
 import { catalogChecksum, flushStats, holdLock, jobDeps, recordingSink } from './helpers.ts';
 
 async function lastAnalyze(db: TestDatabase, table: string): Promise<Date | null> {
@@ -123,6 +124,25 @@ describe('analyze without attempt_mv', () => {
     db = await createTestDatabase();
   });
   afterAll(async () => db?.drop());
+
+  it('fails, rather than report done, when the role may not analyze a table', async () => {
+    // Prepare: PostgreSQL only warns and skips the table for a role that does not own it.
+    await ensureRole(db.admin, 'attempt_ops_test_outsider', "LOGIN PASSWORD 'outsider-pw'");
+    await db.admin.query('GRANT SELECT ON questions TO attempt_ops_test_outsider');
+    const url = new URL(db.url);
+    url.username = 'attempt_ops_test_outsider';
+    url.password = 'outsider-pw';
+    const outsider = createPool(fromUrl(url.toString(), 'test url'), { job: 'analyze' });
+    try {
+      // Act
+      const error = await runAnalyze(jobDeps(outsider), { tables: ['questions'], force: true }).catch((e: unknown) => e);
+      // Assess
+      expect(error).toBeInstanceOf(AttemptOpsError);
+      expect(error).toMatchObject({ kind: 'permission', exitCode: 2, message: expect.stringMatching(/^ANALYZE public\.questions: permission denied .*skipping it \(it needs the table's owner/) });
+    } finally {
+      await outsider.end();
+    }
+  });
 
   it('skips what does not exist and empty tables never analyzed', async () => {
     const report = await runAnalyze(jobDeps(db.pool()));
