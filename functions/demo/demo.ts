@@ -1,10 +1,10 @@
 /**
  * `npm start` / `attempt-ops demo`: an embedded PostgreSQL, the reference schema with a seeded
- * dataset and injected incidents, the health check and its report. PostgreSQL is stopped on the
- * way out, Ctrl-C included.
+ * dataset and injected incidents, then every job through the real command line, as an on-call
+ * engineer would type it. PostgreSQL is stopped on the way out, Ctrl-C included.
  */
 import pg from 'pg';
-import { EXIT_CODES } from '../contract/index.ts';
+import { EXIT_CODES, type CheckName } from '../contract/index.ts';
 import { fromUrl } from '../db/connection.ts';
 import { createPool } from '../db/pool.ts';
 import { runHealthCheck } from '../jobs/health-check.ts';
@@ -15,10 +15,20 @@ import { createReferenceSchema, injectIncidents, seedReferenceData } from './see
 
 export interface DemoOptions {
   rows?: number;
-  json?: boolean;
+  /** Runs one CLI command line; the demo command passes the real `main`. */
+  cli: (argv: string[]) => Promise<number>;
 }
 
-export async function runDemo(io: CliIo, options: DemoOptions = {}): Promise<number> {
+/** What the injected incidents must make the health check report. */
+export const EXPECTED_FINDINGS: Partial<Record<CheckName, 'critical' | 'warning'>> = {
+  view_queryable: 'critical',
+  permissions: 'critical',
+  required_nulls: 'critical',
+  orphan_results: 'critical',
+  duplicate_ids: 'warning',
+};
+
+export async function runDemo(io: CliIo, options: DemoOptions): Promise<number> {
   const rows = options.rows ?? 100_000;
   const say = (line: string) => io.stderr(`${line}\n`);
   let db: EmbeddedDatabase | undefined;
@@ -57,16 +67,47 @@ export async function runDemo(io: CliIo, options: DemoOptions = {}): Promise<num
     } finally {
       await client.end();
     }
-    say('\nrunning the health check (attempt-ops check)...\n');
+
+    say('\n$ attempt-ops check\n');
     const pool = createPool(fromUrl(url, 'demo database'), { job: 'health-check' });
+    let missed: string[];
     try {
       const report = await runHealthCheck({ pool, target: 'demo', schema: 'public', appRole: 'seedtest_user' });
-      io.stdout(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderHealthReport(report, io.color, 'docs/RUNBOOK.md'));
-      // The demo succeeds when it found what it injected; the report's status is for show.
-      return report.status === 'critical' ? EXIT_CODES.ok : EXIT_CODES.critical;
+      io.stdout(renderHealthReport(report, io.color, 'docs/RUNBOOK.md'));
+      missed = Object.entries(EXPECTED_FINDINGS)
+        .filter(([name, status]) => report.checks.find((c) => c.name === name)?.status !== status)
+        .map(([name]) => name);
     } finally {
       await pool.end();
     }
+
+    // The rest of the product, exactly as typed at a terminal. A step that fails (refresh, on
+    // the poison row) is part of the story: it prints its one line and the demo goes on.
+    const db_ = ['--database-url', url, '--target', 'demo'];
+    const steps: Array<{ why: string; argv: string[] }> = [
+      { why: 'what bootstrap would create (dry run)', argv: ['bootstrap'] },
+      { why: 'create attempt_ops, attempt_mv and the indexes', argv: ['bootstrap', '--apply'] },
+      { why: 'ANALYZE where it is due', argv: ['analyze'] },
+      { why: 'refresh attempt_mv: the poison questionId breaks the view, so this fails loudly', argv: ['refresh'] },
+      { why: 'the frequent metrics', argv: ['metrics'] },
+      { why: "runbook section 4's diagnosis, read-only", argv: ['diagnose', 'data-quality'] },
+      { why: 'runbook section 2: what the grant fix would run', argv: ['remediate', 'grant-select'] },
+      { why: 'and apply it', argv: ['remediate', 'grant-select', '--apply'] },
+      { why: 'runbook section 5: move the surplus duplicate aside (undo: --restore)', argv: ['remediate', 'quarantine-duplicates', '--apply'] },
+      { why: 'what is left for a human: the poison row, the NULL student, the orphan', argv: ['check'] },
+    ];
+    for (const step of steps) {
+      say(`\n# ${step.why}\n$ attempt-ops ${step.argv.join(' ')}\n`);
+      const code = await options.cli([...step.argv, ...db_]);
+      say(`(exit ${code})`);
+    }
+
+    if (missed.length > 0) {
+      say(`\nthe health check missed injected incidents: ${missed.join(', ')}`);
+      return EXIT_CODES.critical;
+    }
+    say('\nevery injected incident was flagged by the first health check.');
+    return EXIT_CODES.ok;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

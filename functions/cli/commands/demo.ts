@@ -7,9 +7,11 @@ export const demo: Command = {
   usage: 'demo [--rows N]',
   summary: 'embedded PostgreSQL, seeded faults, every job',
   options: { rows: { type: 'string' } },
-  async run({ global, values, io }) {
+  async run({ values, io }) {
     const raw = values.rows as string | undefined;
     if (raw !== undefined && (!/^\d{1,8}$/.test(raw) || Number(raw) < 1000)) throw new ConfigError('--rows must be a whole number from 1000 to 99999999');
-    return runDemo(io, { rows: raw === undefined ? undefined : Number(raw), json: global.json });
+    // Loaded here, not at the top: main.ts lists this command, so a static import would be a cycle.
+    const { main } = await import('../main.ts');
+    return runDemo(io, { rows: raw === undefined ? undefined : Number(raw), cli: (argv) => main(argv, io) });
   },
 };
