@@ -11,8 +11,9 @@ import { ConfigValidationError, loadConfigFile } from '../lib/config.ts';
 export const CONFIG_CONTEXT_KEY = 'attempt-ops:config';
 
 function main(): void {
-  // A throwaway App only to read the context the CLI passes (cdk.json and -c flags).
-  const configPath = new App().node.tryGetContext(CONFIG_CONTEXT_KEY) as string | undefined;
+  // A throwaway App only to read the context the CLI passes (cdk.json and -c flags). autoSynth
+  // off: otherwise it would write its empty assembly over the real one at exit.
+  const configPath = new App({ autoSynth: false }).node.tryGetContext(CONFIG_CONTEXT_KEY) as string | undefined;
   if (!configPath) {
     throw new ConfigValidationError(`no config: set the context key ${CONFIG_CONTEXT_KEY} (cdk.json, or -c ${CONFIG_CONTEXT_KEY}=path)`);
   }

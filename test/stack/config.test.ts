@@ -11,6 +11,8 @@ import { ConfigValidationError, FUNCTION_DEFAULTS, scheduleRateMinutes, secretAr
 import { EXAMPLE_CONFIG_PATH, exampleConfig, parse, rawExampleConfig } from './support.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
+/** A cold tsx + aws-cdk-lib start plus a synth; generous because CI machines are shared. */
+const SPAWN_TIMEOUT_MS = 240_000;
 
 function mutate(change: (c: Record<string, any>) => void): Record<string, any> {
   const c = rawExampleConfig();
@@ -102,7 +104,7 @@ describe('config', () => {
         cwd: ROOT,
         encoding: 'utf8',
         env: { ...process.env, CDK_CONTEXT_JSON: JSON.stringify({ 'attempt-ops:config': path }), CDK_OUTDIR: join(dir, 'out') },
-        timeout: 60_000,
+        timeout: SPAWN_TIMEOUT_MS - 10_000,
       });
       expect(run.status).toBe(1);
       expect(run.stderr).toContain(`invalid attempt-ops config (${path}):`);
@@ -111,7 +113,29 @@ describe('config', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, SPAWN_TIMEOUT_MS);
+
+  it('synthesizes the example through bin/app.ts, the entry `cdk synth` runs', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'attempt-ops-app-'));
+    try {
+      const out = join(dir, 'out');
+      const run = spawnSync(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        // Bundling is covered by stack.test.ts; here it is skipped to keep this test quick.
+        env: { ...process.env, CDK_CONTEXT_JSON: JSON.stringify({ 'attempt-ops:config': EXAMPLE_CONFIG_PATH, 'aws:cdk:bundling-stacks': [] }), CDK_OUTDIR: out },
+        timeout: SPAWN_TIMEOUT_MS - 10_000,
+      });
+      expect(run.status, run.stderr).toBe(0);
+      const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+      expect(manifest.artifacts['AttemptOps-prod']).toMatchObject({ type: 'aws:cloudformation:stack', environment: 'aws://123456789012/eu-west-1' });
+      const template = JSON.parse(readFileSync(join(out, 'AttemptOps-prod.template.json'), 'utf8'));
+      const functions = Object.values<any>(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+      expect(functions).toHaveLength(9);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, SPAWN_TIMEOUT_MS);
 
   it('is what cdk.json runs: the tsx app with the example config', () => {
     const cdk = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8'));

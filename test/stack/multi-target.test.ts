@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asArray, parse, rawExampleConfig, resourcesOf, statementsOfRole, synth, type Synthesized, type TemplateJson } from './support.ts';
+import { asArray, parse, rawExampleConfig, resourcesOf, statementsOfRole, synth, SYNTH_TIMEOUT_MS, type Synthesized, type TemplateJson } from './support.ts';
 
 const PD_URL = 'https://events.pagerduty.com/integration/0123456789abcdef0123456789abcdef/enqueue';
 const KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
@@ -38,7 +38,7 @@ beforeAll(() => {
   s = synth(parse(raw));
   prod = s.json(0);
   reporting = s.json(1);
-});
+}, SYNTH_TIMEOUT_MS);
 
 afterAll(() => s?.cleanup());
 

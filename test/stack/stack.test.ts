@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Match } from 'aws-cdk-lib/assertions';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ENV,
@@ -16,7 +16,7 @@ import {
 } from '../../functions/contract/index.ts';
 import { DEPLOY_BOOTSTRAP_PAYLOAD, SCHEDULES, deployedFunctionName } from '../../functions/contract/schedules.ts';
 import { FUNCTION_DEFAULTS } from '../../lib/config.ts';
-import { asArray, exampleConfig, functionId, resourcesOf, statementsOfRole, synth, type Synthesized, type TemplateJson } from './support.ts';
+import { asArray, exampleConfig, functionId, resourcesOf, statementsOfRole, synth, SYNTH_TIMEOUT_MS, type Synthesized, type TemplateJson } from './support.ts';
 
 const CANARY_PASSWORD = 'canary-Pa55word-9f3e1c';
 const CANARY_ROUTING_KEY = 'R0utingKeyCanary0123456789abcdef';
@@ -36,7 +36,7 @@ beforeAll(() => {
   process.env.PAGERDUTY_ROUTING_KEY = CANARY_ROUTING_KEY;
   s = synth(config);
   t = s.json();
-});
+}, SYNTH_TIMEOUT_MS);
 
 afterAll(() => {
   delete process.env.PGPASSWORD;
@@ -446,6 +446,12 @@ describe('cdk-nag and secrets', () => {
     expect(nag.violations).toEqual([]);
     expect(nag.suppressedViolations.length).toBeGreaterThan(0);
     for (const v of nag.suppressedViolations) expect(v.reason, v.acknowledgedId).toMatch(/\w{3,}.{30,}/);
+  });
+
+  it('leaves no unacknowledged warning or error annotation', () => {
+    const annotations = Annotations.fromStack(s.stacks[0]!);
+    expect(annotations.findWarning('*', Match.anyValue())).toEqual([]);
+    expect(annotations.findError('*', Match.anyValue())).toEqual([]);
   });
 
   it('puts no secret value in the template or any asset', () => {

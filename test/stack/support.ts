@@ -11,6 +11,9 @@ import { buildApp } from '../../lib/app.ts';
 import type { AttemptOpsStack } from '../../lib/attempt-ops-stack.ts';
 import { loadConfigFile, parseConfig, type AttemptOpsConfig } from '../../lib/config.ts';
 
+/** Bundling eight functions and running cdk-nag: seconds alone, minutes on a loaded machine. */
+export const SYNTH_TIMEOUT_MS = 300_000;
+
 export const EXAMPLE_CONFIG_PATH = new URL('../../config/example.json', import.meta.url).pathname;
 
 export function exampleConfig(): AttemptOpsConfig {
