@@ -52,13 +52,14 @@ export function functionFromOutputs(outputs: unknown, fn: PayloadFunction, targe
     const k = squash(key);
     return typeof value === 'string' && (k.endsWith(`${f}functionname`) || new RegExp(`function${f}([0-9a-f]{8})?$`).test(k));
   });
-  let picked = matches;
-  if (matches.length > 1) {
-    const t = squash(target);
-    picked = matches.filter((m) => squash(m.stack).includes(t) || squash(m.key).startsWith(t) || String(m.value).includes(`-${target}-`));
+  if (matches.length === 0) {
+    throw new ConfigError(`--outputs ${file}: no output names the ${fn} function (expected a key like Function${f} or <Target>${fn.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}FunctionName)`);
   }
-  if (picked.length === 0) throw new ConfigError(`--outputs ${file}: no output names the ${fn} function (expected a key like Function${f} or <Target>${fn.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}FunctionName)`);
-  if (picked.length > 1) throw new ConfigError(`--outputs ${file}: several outputs name the ${fn} function (${picked.map((p) => `${p.stack}.${p.key}`).join(', ')}); pick one with --target`);
+  const t = squash(target);
+  const picked = matches.length === 1 ? matches : matches.filter((m) => squash(m.stack).includes(t) || squash(m.key).startsWith(t) || String(m.value).includes(`-${target}-`));
+  if (picked.length !== 1) {
+    throw new ConfigError(`--outputs ${file}: several outputs name the ${fn} function (${(picked.length > 1 ? picked : matches).map((p) => `${p.stack}.${p.key}`).join(', ')}); pick one with --target`);
+  }
   return picked[0]!.value as string;
 }
 
