@@ -39,7 +39,7 @@ export function summaryLine(r: ReportEnvelope, statuses: Status[], color: boolea
   return `status: ${paint(r.status.toUpperCase(), r.status, color)}${parts.length ? ` (${parts.join(', ')})` : ''}`;
 }
 
-const OUTCOME_STATUS: Record<ActionOutcome, Status> = { done: 'ok', planned: 'warning', exists: 'ok', skipped: 'skipped', blocked: 'critical' };
+const OUTCOME_STATUS: Record<ActionOutcome, Status> = { done: 'ok', planned: 'warning', exists: 'ok', skipped: 'skipped', blocked: 'critical', failed: 'warning' };
 
 function jobHeader(r: ActionsReport, command: string): string {
   return `attempt-ops ${command} · target ${r.target} · ${r.startedAt} · ${r.durationMs} ms${r.dryRun ? ' · dry run' : ''}`;
@@ -125,7 +125,7 @@ export function renderDiagnoseReport(r: DiagnoseReport, color: boolean, runbookB
   return `${lines.join('\n')}\n`;
 }
 
-const REMEDIATION_OUTCOME: Record<ActionOutcome, Status> = { done: 'ok', planned: 'warning', exists: 'ok', skipped: 'skipped', blocked: 'critical' };
+const REMEDIATION_OUTCOME: Record<ActionOutcome, Status> = { done: 'ok', planned: 'warning', exists: 'ok', skipped: 'skipped', blocked: 'critical', failed: 'warning' };
 
 /** `remediate`: each action with what it touches and its exact SQL, the verification, the audit row. */
 export function renderRemediateReport(r: RemediateReport, color: boolean): string {

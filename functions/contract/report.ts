@@ -46,7 +46,7 @@ export function overallStatus(statuses: Iterable<Status>): ReportEnvelope['statu
  * `exists` is bootstrap's "nothing to do"; `blocked` is a step that cannot run until something
  * else is fixed (the message says what).
  */
-export const ACTION_OUTCOMES = ['done', 'planned', 'exists', 'skipped', 'blocked'] as const;
+export const ACTION_OUTCOMES = ['done', 'planned', 'exists', 'skipped', 'blocked', 'failed'] as const;
 export type ActionOutcome = (typeof ACTION_OUTCOMES)[number];
 
 export interface ActionReport {

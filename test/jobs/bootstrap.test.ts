@@ -149,3 +149,23 @@ describe('bootstrap without the attempt view', () => {
     expect(await count(db.admin, `SELECT count(*) AS n FROM pg_class WHERE relname = 'attempt_mv'`)).toBe(0);
   });
 });
+
+describe('bootstrap over a poison row', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedClean(db.admin);
+    await insertResult(db.admin, { id: 4040, student: 'legacy-1', json: { questionId: '12.5' } });
+  });
+  afterAll(async () => db?.drop());
+
+  it('creates every object, leaves attempt_mv unpopulated with a warning, and does not fail the deploy', async () => {
+    const report = await runBootstrap(jobDeps(db.pool()), { apply: true });
+    expect(report.status).toBe('warning');
+    const populate = report.actions.find((a) => a.action === 'populate')!;
+    expect(populate).toMatchObject({ outcome: 'failed', message: expect.stringMatching(/stays unpopulated.*invalid input syntax for type integer: "12.5"/) });
+    expect(report.actions.filter((a) => a !== populate).every((a) => a.outcome === 'done')).toBe(true);
+    const { rows } = await db.admin.query(`SELECT relispopulated AS populated, to_regclass('public.exam_results_completed_at_idx') IS NOT NULL AS idx FROM pg_class WHERE oid = 'public.attempt_mv'::regclass`);
+    expect(rows[0]).toEqual({ populated: false, idx: true });
+  });
+});
