@@ -35,7 +35,7 @@ beforeAll(() => {
   second.schedules = { 'publish-metrics': '5 minutes', 'refresh-mv': '2 hours' };
   second.alarms = { noQueries: true };
   raw.targets.push(second);
-  s = synth(parse(raw));
+  s = synth(parse(raw), { skipBundling: true });
   prod = s.json(0);
   reporting = s.json(1);
 }, SYNTH_TIMEOUT_MS);

@@ -40,9 +40,15 @@ export interface TemplateJson {
   [k: string]: unknown;
 }
 
-export function synth(config: AttemptOpsConfig = exampleConfig()): Synthesized {
+export interface SynthOptions {
+  /** Skip esbuild (stack.test.ts covers the bundles); the template is otherwise the same. */
+  readonly skipBundling?: boolean;
+}
+
+export function synth(config: AttemptOpsConfig = exampleConfig(), options: SynthOptions = {}): Synthesized {
   const outdir = mkdtempSync(join(tmpdir(), 'attempt-ops-cdk-'));
-  const { app, stacks } = buildApp(config, { appProps: { outdir } });
+  const context = options.skipBundling ? { 'aws:cdk:bundling-stacks': [] } : undefined;
+  const { app, stacks } = buildApp(config, { appProps: { outdir, context } });
   const assembly = app.synth();
   const templates = new Map<number, Template>();
   return {
