@@ -25,6 +25,7 @@ import {
 } from '../contract/index.ts';
 import { AttemptOpsError, ConfigError, classifyDbError, oneLine } from '../db/errors.ts';
 import { qualified, quoteIdent } from '../db/identifiers.ts';
+import type { QueryConfig } from 'pg';
 import { DEFAULT_TIMEOUTS, inTransaction, type PoolClient } from '../db/pool.ts';
 import { VIEW_BASE_TABLES, readGrants } from '../ops/grants.ts';
 import { createIndexSql, dropIndexSql, readIndexes } from '../ops/indexes.ts';
@@ -78,6 +79,16 @@ interface Run {
 }
 
 const nothing = async () => undefined;
+
+/**
+ * The pool aborts any query on the client side a little after its default statement timeout; a
+ * statement given a longer server-side timeout (an index build, a full-table move) carries a
+ * matching client-side one, or it would be cut off while the server is still working.
+ */
+function longQuery(db: PoolClient, timeoutMs: number, text: string, values?: unknown[]) {
+  const config: QueryConfig & { query_timeout: number } = { text, values, query_timeout: timeoutMs + 5_000 };
+  return db.query(config);
+}
 
 function literal(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
@@ -381,9 +392,9 @@ function columnGaps(s: QuarantineState): { missing: Column[]; mismatched: string
   return { missing, mismatched };
 }
 
-async function countRows(db: PoolClient, schema: string): Promise<number> {
-  const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${qualified(schema, 'exam_results')}`);
-  return Number(rows[0]?.n ?? 0);
+async function countRows(run: Run, db: PoolClient, schema: string): Promise<number> {
+  const { rows } = await longQuery(db, run.longTimeoutMs(), `SELECT count(*) AS n FROM ${qualified(schema, 'exam_results')}`);
+  return Number((rows[0] as { n?: string } | undefined)?.n ?? 0);
 }
 
 /**
@@ -454,9 +465,9 @@ async function planQuarantine(run: Run): Promise<Plan> {
       const result = await inSnapshot(run, async (db) => {
         for (const a of actions.filter((x) => x !== moveAction && x.outcome === 'planned')) for (const sql of a.sql ?? []) await db.query(sql);
         if (moveAction.outcome !== 'planned') return null;
-        const before = await countRows(db, schema);
-        const moved = (await db.query(move, [batch, run.invokedBy])).rowCount ?? 0;
-        const after = await countRows(db, schema);
+        const before = await countRows(run, db, schema);
+        const moved = (await longQuery(db, run.longTimeoutMs(), move, [batch, run.invokedBy])).rowCount ?? 0;
+        const after = await countRows(run, db, schema);
         if (before !== moved + after) {
           throw new AttemptOpsError('job', `quarantine rolled back: ${before} rows before, ${moved} moved, ${after} left`);
         }
@@ -535,9 +546,9 @@ async function planRestore(run: Run): Promise<Plan> {
       if (a.outcome !== 'planned' || !chosen) return;
       const started = performance.now();
       const result = await inSnapshot(run, async (db) => {
-        const before = await countRows(db, schema);
-        const restored = (await db.query(a.sql![0]!, [chosen.batch])).rowCount ?? 0;
-        const after = await countRows(db, schema);
+        const before = await countRows(run, db, schema);
+        const restored = (await longQuery(db, run.longTimeoutMs(), a.sql![0]!, [chosen.batch])).rowCount ?? 0;
+        const after = await countRows(run, db, schema);
         if (after !== before + restored || restored !== chosen.rows) {
           throw new AttemptOpsError('job', `restore rolled back: ${before} rows before, ${restored} restored (batch had ${chosen.rows}), ${after} after`);
         }
@@ -617,9 +628,10 @@ async function runAlone(run: Run, statements: readonly string[]): Promise<void> 
     throw classifyDbError(err, 'remediate');
   }
   try {
-    await client.query(`SET statement_timeout = ${run.longTimeoutMs()}`);
+    const timeoutMs = run.longTimeoutMs();
+    await client.query(`SET statement_timeout = ${timeoutMs}`);
     await client.query(`SET lock_timeout = ${run.lockTimeoutMs}`);
-    for (const sql of statements) await client.query(sql);
+    for (const sql of statements) await longQuery(client, timeoutMs, sql);
   } finally {
     client.release(true);
   }
