@@ -23,10 +23,10 @@ import { viewExists } from '../checks/view-exists.ts';
 import { viewQueryable } from '../checks/view-queryable.ts';
 import { viewSchema } from '../checks/view-schema.ts';
 import {
-  CHECK_SPECS, REPORT_VERSION, RUNBOOK, THRESHOLDS, failureStatus, overallStatus,
+  CHECK_SPECS, INCIDENTS, REPORT_VERSION, RUNBOOK, THRESHOLDS, failureStatus, overallStatus,
   type DiagnoseReport, type Finding, type Incident, type RunbookAnchor,
 } from '../contract/index.ts';
-import { classifyDbError } from '../db/errors.ts';
+import { ConfigError, classifyDbError } from '../db/errors.ts';
 import { qualified } from '../db/identifiers.ts';
 import { inTransaction, type PoolClient } from '../db/pool.ts';
 import { readGrants } from '../ops/grants.ts';
@@ -475,6 +475,10 @@ const DIAGNOSES: Record<Incident, (c: Ctx) => Promise<Diagnosis>> = {
 };
 
 export async function runDiagnose(deps: JobDeps, options: DiagnoseOptions): Promise<DiagnoseReport> {
+  // Callers outside TypeScript (a hand-built payload, the demo) reach here too.
+  if (!(INCIDENTS as readonly string[]).includes(options.incident)) {
+    throw new ConfigError(`unknown incident ${JSON.stringify(options.incident)} (incidents: ${INCIDENTS.join(', ')})`);
+  }
   const clock = deps.clock ?? (() => new Date());
   const startedAt = clock();
   const t0 = performance.now();

@@ -20,7 +20,7 @@ import { attemptIdSql, safeQuestionIdSql, RAW } from '../checks/source-sql.ts';
 import type { CheckSettings } from '../checks/types.ts';
 import { schemaDrift } from '../checks/view-schema.ts';
 import {
-  OPS_SCHEMA, REPORT_VERSION, THRESHOLDS, overallStatus,
+  FIXES, OPS_SCHEMA, REPORT_VERSION, THRESHOLDS, overallStatus,
   type CheckName, type CheckResult, type Fix, type RemediateReport, type RemediationAction, type Status,
 } from '../contract/index.ts';
 import { AttemptOpsError, ConfigError, classifyDbError, oneLine } from '../db/errors.ts';
@@ -682,6 +682,8 @@ const PLANNERS: Record<Fix, (run: Run) => Promise<Plan>> = {
 };
 
 function validate(options: RemediateOptions): void {
+  // Callers outside TypeScript (a hand-built payload, the demo) reach here too.
+  if (!(FIXES as readonly string[]).includes(options.fix)) throw new ConfigError(`unknown fix ${JSON.stringify(options.fix)} (fixes: ${FIXES.join(', ')})`);
   if (options.restore && options.fix !== 'quarantine-duplicates') throw new ConfigError(`--restore applies only to quarantine-duplicates, not ${options.fix}`);
   if (options.batch !== undefined && !options.restore) throw new ConfigError('--batch needs --restore');
   if (options.batch !== undefined && !UUID.test(options.batch)) throw new ConfigError('--batch must be a batch id (a uuid, as the quarantine reported it)');

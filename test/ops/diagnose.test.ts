@@ -93,6 +93,15 @@ describe('runs read-only', () => {
   });
 });
 
+describe('arguments', () => {
+  it('rejects an unknown incident before any SQL', async () => {
+    let used = false;
+    const pool = new Proxy({}, { get: () => { used = true; throw new Error('no SQL expected'); } });
+    await expect(runDiagnose(jobDeps(pool as never), { incident: 'everything' as Incident })).rejects.toThrow(/unknown incident "everything"/);
+    expect(used).toBe(false);
+  });
+});
+
 describe('view-missing (runbook section 1)', () => {
   it('is ok on a healthy database', async () => {
     const d = await fresh();

@@ -350,6 +350,7 @@ describe('create-indexes', () => {
 
 describe('arguments', () => {
   it.each([
+    [{ fix: 'drop-everything' }, /unknown fix "drop-everything"/],
     [{ fix: 'grant-select', restore: true }, /--restore applies only to quarantine-duplicates/],
     [{ fix: 'quarantine-duplicates', batch: '00000000-0000-0000-0000-000000000000' }, /--batch needs --restore/],
     [{ fix: 'quarantine-duplicates', restore: true, batch: "x'; DROP TABLE exam_results; --" }, /--batch must be a batch id/],
