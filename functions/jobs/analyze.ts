@@ -20,7 +20,7 @@ import {
 } from '../contract/index.ts';
 import { AttemptOpsError, classifyDbError } from '../db/errors.ts';
 import { qualified } from '../db/identifiers.ts';
-import { DEFAULT_TIMEOUTS, inTransaction, type PoolClient } from '../db/pool.ts';
+import { DEFAULT_TIMEOUTS, inTransaction, withClient, type PoolClient } from '../db/pool.ts';
 import type { JobDeps } from './deps.ts';
 
 export interface AnalyzeOptions {
@@ -185,7 +185,47 @@ export async function applyTimeouts(
   return { statementTimeoutMs, lockTimeoutMs };
 }
 
+/**
+ * Two analyze runs at once (a duplicated EventBridge delivery, the CLI beside the schedule) would
+ * only queue ANALYZE behind ANALYZE: the second one takes this session-level advisory lock or
+ * reports skipped at once. The key spells "analyze" in ASCII, apart from refresh-mv's.
+ */
+export const ANALYZE_LOCK_KEY = '27424437451717221';
+
 export async function runAnalyze(deps: JobDeps, options: AnalyzeOptions = {}): Promise<AnalyzeReport> {
+  if (options.dryRun === true) return analyzeOnce(deps, options);
+  return withClient(deps.pool, async (guard) => {
+    const { rows } = await guard.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [ANALYZE_LOCK_KEY]);
+    if (rows[0]?.locked !== true) return skippedReport(deps, 'another analyze run is in progress');
+    try {
+      return await analyzeOnce(deps, options);
+    } finally {
+      await guard.query('SELECT pg_advisory_unlock($1::bigint)', [ANALYZE_LOCK_KEY]);
+    }
+  }).catch((err) => {
+    throw classifyDbError(err, 'analyze');
+  });
+}
+
+function skippedReport(deps: JobDeps, reason: string): AnalyzeReport {
+  const startedAt = (deps.clock ?? (() => new Date()))();
+  deps.log?.info('analyze skipped', { reason });
+  return {
+    version: REPORT_VERSION,
+    job: 'analyze',
+    target: deps.target,
+    startedAt: startedAt.toISOString(),
+    durationMs: 0,
+    status: 'ok',
+    dryRun: false,
+    force: false,
+    actions: [{ object: `${deps.schema}.*`, action: 'analyze', outcome: 'skipped', message: `skipped: ${reason}` }],
+    notes: [reason],
+    metrics: [],
+  };
+}
+
+async function analyzeOnce(deps: JobDeps, options: AnalyzeOptions): Promise<AnalyzeReport> {
   const clock = deps.clock ?? (() => new Date());
   const startedAt = clock();
   const t0 = performance.now();

@@ -116,6 +116,25 @@ describe('analyze', () => {
       await lock.release();
     }
   });
+  it('runs once when started twice: the second run reports skipped at once', async () => {
+    // Prepare: the first run waits on a lock we hold, so the two certainly overlap.
+    const lock = await holdLock(db.url, 'questions', 'SHARE UPDATE EXCLUSIVE');
+    try {
+      const first = runAnalyze(jobDeps(pool), { force: true, tables: ['questions'], lockTimeoutMs: 8_000 });
+      await new Promise((r) => setTimeout(r, 300));
+      // Act
+      const started = Date.now();
+      const second = await runAnalyze(jobDeps(db.pool('analyze-2')), { force: true, tables: ['questions'] });
+      // Assess
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(second.actions).toEqual([expect.objectContaining({ outcome: 'skipped', message: 'skipped: another analyze run is in progress' })]);
+      await lock.release();
+      const done = await first;
+      expect(done.actions).toEqual([expect.objectContaining({ object: 'public.questions', outcome: 'done' })]);
+    } finally {
+      await lock.release();
+    }
+  });
 });
 
 describe('analyze without attempt_mv', () => {
