@@ -151,12 +151,18 @@ export class AttemptOpsStack extends Stack {
       this.schedules.addSchedule(spec, jobs[spec.job].function, scheduleRateMinutes(t, spec.id));
     }
 
-    new BootstrapOnDeploy(this, 'BootstrapOnDeploy', {
+    // The first schedule of each job (health-check: its incremental run) gives its first run.
+    const firstRuns = JOBS.flatMap((job) => {
+      const spec = SCHEDULES.find((x) => x.job === job);
+      return spec ? [{ job, fn: jobs[job].function, payload: spec.payload }] : [];
+    });
+    const bootstrapOnDeploy = new BootstrapOnDeploy(this, 'BootstrapOnDeploy', {
       target: t.name,
       bootstrap: jobs.bootstrap.function,
       after: jobs.bootstrap,
       logRetention,
       bootstrapTimeout: Duration.seconds(functionSettingsFor(t, 'bootstrap').timeoutSeconds),
+      firstRuns,
     });
 
     const rds: RdsDimension = t.database.instanceIdentifier
@@ -178,6 +184,8 @@ export class AttemptOpsStack extends Stack {
       enableNoQueries: t.alarms.noQueries,
     });
     this.alarms.addPagingAlarms(this.paging);
+    // Alarms come to life once bootstrap has run and the first runs are under way.
+    this.alarms.node.addDependency(bootstrapOnDeploy.resource);
 
     const dashboard = new AttemptDashboard(this, 'Dashboard', {
       target: t.name,

@@ -7,10 +7,14 @@
  * small provider function of ours invokes bootstrap synchronously with exactly the contract's
  * payload and fails the deployment when bootstrap fails. The resource is keyed on bootstrap's
  * current version: new bootstrap code or settings run it again, an unchanged deploy does not.
+ *
+ * After bootstrap it starts one run of each scheduled job, so the heartbeat alarms (silence is
+ * breaching) have data from the start instead of paging until each schedule first fires.
  */
 import { CustomResource, Duration, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { PayloadFunction } from '../functions/contract/index.ts';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
@@ -27,6 +31,8 @@ export interface BootstrapOnDeployProps {
   readonly logRetention: logs.RetentionDays;
   /** How long bootstrap may take; the invoker waits a little longer. */
   readonly bootstrapTimeout: Duration;
+  /** Jobs to start once, asynchronously, after bootstrap succeeded. @default none */
+  readonly firstRuns?: readonly { readonly job: PayloadFunction; readonly fn: lambda.IFunction; readonly payload: unknown }[];
 }
 
 export class BootstrapOnDeploy extends Construct {
@@ -46,6 +52,13 @@ export class BootstrapOnDeploy extends Construct {
     });
     const version = props.bootstrap.currentVersion;
     version.grantInvoke(this.invoker.role);
+    const firstRuns = props.firstRuns ?? [];
+    if (firstRuns.length > 0) {
+      // Exactly these functions, not their versions and aliases (grantInvoke would add ARN:*).
+      this.invoker.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: firstRuns.map((r) => r.fn.functionArn) }),
+      );
+    }
 
     // The framework's own role, scoped to its log group, instead of the AWS managed policy.
     const frameworkLogs = new logs.LogGroup(this, 'ProviderLogs', { retention: props.logRetention });
@@ -72,6 +85,9 @@ export class BootstrapOnDeploy extends Construct {
       properties: {
         FunctionName: version.functionArn,
         Payload: JSON.stringify(DEPLOY_BOOTSTRAP_PAYLOAD),
+        ...(firstRuns.length > 0
+          ? { FirstRuns: Stack.of(this).toJsonString(firstRuns.map((r) => ({ job: r.job, functionName: r.fn.functionName, payload: r.payload }))) }
+          : {}),
       },
     });
     this.resource.node.addDependency(props.after);

@@ -3,17 +3,55 @@
  * framework calls this with a CloudFormation custom-resource event; bootstrap itself only accepts
  * its strict payload ({ "apply": true }), so this function translates: it invokes bootstrap
  * synchronously with exactly that payload and fails the deployment when bootstrap fails.
+ *
+ * Then it starts one run of each scheduled job (asynchronously, with its schedule's payload). The
+ * heartbeat alarms treat silence as breaching; without these first runs a fresh deploy would page
+ * "job silent" until the slowest schedule (analyze, daily) first fired.
  */
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { z } from 'zod';
-import { bootstrapPayload, describeIssues } from '../contract/index.ts';
+import { bootstrapPayload, describeIssues, PAYLOAD_SCHEMAS, type PayloadFunction } from '../contract/index.ts';
 import { ConfigError } from '../db/errors.ts';
 
 /** The resource properties the stack sets (CloudFormation passes every value as a string). */
 const properties = z.object({
   FunctionName: z.string().min(1),
   Payload: z.string().min(1),
+  /** JSON: [{ "job", "functionName", "payload" }], the first runs to start after bootstrap. */
+  FirstRuns: z.string().optional(),
 });
+
+const firstRuns = z.array(
+  z.strictObject({
+    job: z.enum(Object.keys(PAYLOAD_SCHEMAS) as [PayloadFunction, ...PayloadFunction[]]),
+    functionName: z.string().min(1),
+    payload: z.unknown(),
+  }),
+);
+
+export interface FirstRun {
+  job: PayloadFunction;
+  functionName: string;
+  payload: unknown;
+}
+
+/** Parse and check the first runs before anything runs: each payload must satisfy its job's schema. */
+function parseFirstRuns(text: string | undefined): FirstRun[] {
+  if (text === undefined) return [];
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ConfigError('bootstrap resource: FirstRuns is not JSON');
+  }
+  const runs = firstRuns.safeParse(json);
+  if (!runs.success) throw new ConfigError(`bootstrap resource: FirstRuns: ${describeIssues(runs.error)}`);
+  for (const run of runs.data) {
+    const ok = PAYLOAD_SCHEMAS[run.job].safeParse(run.payload);
+    if (!ok.success) throw new ConfigError(`bootstrap resource: FirstRuns: invalid ${run.job} payload: ${describeIssues(ok.error)}`);
+  }
+  return runs.data as FirstRun[];
+}
 
 export interface CustomResourceEvent {
   RequestType: 'Create' | 'Update' | 'Delete';
@@ -42,6 +80,7 @@ export async function bootstrapOnDeploy(event: CustomResourceEvent, lambda: Lamb
   }
   const checked = bootstrapPayload.safeParse(payload);
   if (!checked.success) throw new ConfigError(`bootstrap resource: invalid payload: ${describeIssues(checked.error)}`);
+  const runs = parseFirstRuns(props.data.FirstRuns);
 
   const out = await lambda.send(
     new InvokeCommand({
@@ -62,11 +101,18 @@ export async function bootstrapOnDeploy(event: CustomResourceEvent, lambda: Lamb
     }
     throw new Error(`bootstrap failed (${out.FunctionError}): ${message}`);
   }
+  // Only a database that bootstrap left ready is worth a first run. An invoke Lambda refuses
+  // (permissions, a missing function) is a broken stack: it fails the deploy like bootstrap would.
+  for (const run of runs) {
+    await lambda.send(
+      new InvokeCommand({ FunctionName: run.functionName, InvocationType: 'Event', Payload: new TextEncoder().encode(JSON.stringify(run.payload)) }),
+    );
+  }
   let status = 'unknown';
   try {
     status = String((JSON.parse(text) as { status?: unknown }).status ?? 'unknown');
   } catch {
     // a report that is not JSON still means bootstrap returned without error
   }
-  return { PhysicalResourceId: physicalId, Data: { Status: status } };
+  return { PhysicalResourceId: physicalId, Data: { Status: status, FirstRuns: runs.map((r) => r.job).join(',') } };
 }

@@ -33,7 +33,7 @@ describe('bootstrap at deploy', () => {
   it.each(['Create', 'Update'] as const)('on %s invokes bootstrap synchronously with exactly {"apply":true}', async (type) => {
     lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: encode({ version: 1, job: 'bootstrap', status: 'ok' }) } as never);
     const result = await bootstrapOnDeploy(event(type), client);
-    expect(result).toEqual({ PhysicalResourceId: PHYSICAL_ID, Data: { Status: 'ok' } });
+    expect(result).toEqual({ PhysicalResourceId: PHYSICAL_ID, Data: { Status: 'ok', FirstRuns: '' } });
     const calls = lambda.commandCalls(InvokeCommand);
     expect(calls).toHaveLength(1);
     const input = calls[0]!.args[0].input;
@@ -49,6 +49,38 @@ describe('bootstrap at deploy', () => {
       Payload: encode({ errorType: 'AttemptOpsError', errorMessage: 'database: cannot connect (ECONNREFUSED)', trace: ['at x'] }),
     } as never);
     await expect(bootstrapOnDeploy(event('Create'), client)).rejects.toThrow('bootstrap failed (Unhandled): AttemptOpsError: database: cannot connect (ECONNREFUSED)');
+  });
+
+  const FIRST_RUNS = [
+    { job: 'health-check', functionName: 'attempt-ops-prod-health-check', payload: { scope: 'incremental' } },
+    { job: 'publish-metrics', functionName: 'attempt-ops-prod-publish-metrics', payload: {} },
+  ];
+
+  it('starts the first runs asynchronously, after bootstrap succeeded', async () => {
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, Payload: encode({ status: 'ok' }) } as never);
+    const result = await bootstrapOnDeploy(event('Create', { FirstRuns: JSON.stringify(FIRST_RUNS) }), client);
+    const calls = lambda.commandCalls(InvokeCommand).map((c) => c.args[0].input);
+    expect(calls.map((c) => [c.FunctionName, c.InvocationType, new TextDecoder().decode(c.Payload as Uint8Array)])).toEqual([
+      [VERSION_ARN, 'RequestResponse', '{"apply":true}'],
+      ['attempt-ops-prod-health-check', 'Event', '{"scope":"incremental"}'],
+      ['attempt-ops-prod-publish-metrics', 'Event', '{}'],
+    ]);
+    expect(result.Data).toEqual({ Status: 'ok', FirstRuns: 'health-check,publish-metrics' });
+  });
+
+  it('starts no run when bootstrap failed', async () => {
+    lambda.on(InvokeCommand).resolves({ StatusCode: 200, FunctionError: 'Unhandled', Payload: encode({ errorMessage: 'no' }) } as never);
+    await expect(bootstrapOnDeploy(event('Create', { FirstRuns: JSON.stringify(FIRST_RUNS) }), client)).rejects.toThrow('bootstrap failed');
+    expect(lambda.commandCalls(InvokeCommand)).toHaveLength(1);
+  });
+
+  it.each([
+    [[{ job: 'health-check', functionName: 'f', payload: { scope: 'everything' } }], 'invalid health-check payload'],
+    [[{ job: 'vacuum', functionName: 'f', payload: {} }], 'FirstRuns'],
+    ['{', 'FirstRuns is not JSON'],
+  ])('refuses first runs %j before running bootstrap', async (runs, message) => {
+    await expect(bootstrapOnDeploy(event('Update', { FirstRuns: typeof runs === 'string' ? runs : JSON.stringify(runs) }), client)).rejects.toThrow(message);
+    expect(lambda.commandCalls(InvokeCommand)).toHaveLength(0);
   });
 
   it('never touches the database when the stack is deleted', async () => {

@@ -291,9 +291,31 @@ describe('bootstrap at deploy', () => {
     const deps = t.Resources[id]!.DependsOn ?? [];
     expect(deps).toContain(functionId(t, fnName('bootstrap')));
     expect(deps.some((d) => /JobbootstrapNetworkPolicy/.test(d))).toBe(true);
-    // The invoker may call that version and nothing else.
+    // The invoker may call that version, and the scheduled jobs for their first runs, nothing else.
     const invoker = statementsOfRole(t, roleOf('attempt-ops-prod-bootstrap-on-deploy')).filter((st) => asArray(st.Action).includes('lambda:InvokeFunction'));
-    expect(invoker.map((st) => st.Resource)).toEqual([{ Ref: versionId }]);
+    expect(invoker.flatMap((st) => asArray(st.Resource))).toEqual([
+      { Ref: versionId },
+      ...['health-check', 'analyze', 'refresh-mv', 'publish-metrics'].map((j) => ({ 'Fn::GetAtt': [functionId(t, fnName(j)), 'Arn'] })),
+    ]);
+  });
+
+  it('then starts one run of each scheduled job with its first schedule\'s payload, before any alarm exists', () => {
+    const [[id, props]] = resourcesOf(t, 'Custom::AttemptOpsBootstrap') as [[string, any]];
+    // Resolve the Fn::Join of literal JSON and function Refs back into JSON.
+    const names = Object.fromEntries(resourcesOf(t, 'AWS::Lambda::Function').map(([fid, p]) => [fid, p.FunctionName]));
+    const [sep, parts] = props.FirstRuns['Fn::Join'];
+    const text = parts.map((p: any) => (typeof p === 'string' ? p : names[p.Ref])).join(sep);
+    const runs = JSON.parse(text);
+    expect(runs).toEqual([
+      { job: 'health-check', functionName: fnName('health-check'), payload: { scope: 'incremental' } },
+      { job: 'analyze', functionName: fnName('analyze'), payload: {} },
+      { job: 'refresh-mv', functionName: fnName('refresh-mv'), payload: {} },
+      { job: 'publish-metrics', functionName: fnName('publish-metrics'), payload: {} },
+    ]);
+    for (const run of runs) expect(PAYLOAD_SCHEMAS[run.job as JobName].safeParse(run.payload).success).toBe(true);
+    for (const [alarmId, r] of Object.entries(t.Resources)) {
+      if (r.Type === 'AWS::CloudWatch::Alarm') expect(r.DependsOn ?? [], alarmId).toContain(id);
+    }
   });
 });
 
