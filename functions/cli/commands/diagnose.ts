@@ -10,7 +10,7 @@ import { runbookBase } from './check.ts';
 export const diagnose: Command = {
   name: 'diagnose',
   usage: 'diagnose <incident> [--json]',
-  summary: `runbook diagnosis of one incident, read-only (${INCIDENTS.join(', ')})`,
+  summary: 'runbook diagnosis of one incident, read-only',
   options: {},
   positionals: 1,
   async run({ global, positionals, io }) {

@@ -153,7 +153,7 @@ function classifyAwsError(err: unknown, fn: PayloadFunction, name: string): Atte
 export const invoke: Command = {
   name: 'invoke',
   usage: 'invoke <function> [--payload JSON] [--outputs FILE] [--region R] [--json]',
-  summary: `the deployed Lambda (${FUNCTIONS.join(', ')}), printed as the local command prints`,
+  summary: 'the deployed Lambda, printed as the local command prints',
   options: { payload: { type: 'string' }, outputs: { type: 'string' }, region: { type: 'string' } },
   positionals: 1,
   async run({ global, values, positionals, io }) {

@@ -27,7 +27,7 @@ export function remediateExitCode(report: RemediateReport): number {
 export const remediate: Command = {
   name: 'remediate',
   usage: 'remediate <fix> [--apply] [--restore [--batch ID]] [--json]',
-  summary: `dry run of a runbook fix unless --apply (${FIXES.join(', ')})`,
+  summary: 'a runbook fix: dry run unless --apply',
   options: { apply: { type: 'boolean' }, restore: { type: 'boolean' }, batch: { type: 'string' } },
   positionals: 1,
   async run({ global, values, positionals, io }) {
