@@ -27,6 +27,7 @@ import {
   attemptMvCreateSql, attemptMvIdIndexSql, attemptMvStudentIndexSql, completedAtIndexSql,
   jobRunsIndexSql, jobRunsTableSql, metricStateTableSql, opsSchemaCreateSql,
 } from '../sql/ops-schema.ts';
+import { ROLES, attemptMvOwnerSql, rolesSql } from '../sql/roles.ts';
 import { applyTimeouts, longStatement } from './analyze.ts';
 import type { JobDeps } from './deps.ts';
 import { REFRESH_STATEMENT_TIMEOUT_MS, runRefresh } from './refresh-mv.ts';
@@ -38,6 +39,8 @@ export interface BootstrapOptions {
   statementTimeoutMs?: number;
   /** How long a statement may wait for a lock (ms); default: the session's. */
   lockTimeoutMs?: number;
+  /** Also create the least-privilege group roles and their grants (functions/sql/roles.ts). */
+  roles?: boolean;
 }
 
 /** What the catalog says, read in one query that takes no lock on any table. */
@@ -215,6 +218,31 @@ async function runAlone(deps: JobDeps, sql: readonly string[], requested: Bootst
   }
 }
 
+/**
+ * Whether the least-privilege roles are in place as rolesSql would leave them: the three roles,
+ * the monitor in pg_monitor and able to read the view's tables, the maintainer owning attempt_mv.
+ */
+async function rolesStep(deps: JobDeps): Promise<Step> {
+  const { rows } = await deps.pool.query<{ version: number; ready: boolean; mv: boolean }>(
+    `SELECT current_setting('server_version_num')::int AS version,
+            to_regclass($5) IS NOT NULL AS mv,
+            (SELECT count(*) = 3 FROM pg_roles WHERE rolname IN ($1, $2, $3))
+              AND pg_has_role($1, 'pg_monitor', 'MEMBER')
+              AND has_table_privilege($1, to_regclass($4), 'SELECT')
+              AND (to_regclass($5) IS NULL OR (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass($5)) = $2) AS ready`,
+    [ROLES.monitor, ROLES.maintainer, ROLES.operator, qualified(deps.schema, 'exam_results'), qualified(deps.schema, 'attempt_mv')],
+  ).catch((err) => {
+    throw classifyDbError(err, 'reading the roles');
+  });
+  const r = rows[0]!;
+  return {
+    object: `${ROLES.monitor}, ${ROLES.maintainer}, ${ROLES.operator}`, action: 'create roles', runner: 'transaction',
+    state: r.ready ? 'exists' : 'missing',
+    message: r.ready ? 'roles and grants in place' : 'least-privilege group roles for the jobs (grant them to the login users)',
+    sql: [...rolesSql(deps.schema, r.version), ...attemptMvOwnerSql(deps.schema)],
+  };
+}
+
 export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}): Promise<BootstrapReport> {
   const clock = deps.clock ?? (() => new Date());
   const startedAt = clock();
@@ -222,6 +250,8 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
   const apply = options.apply === true;
 
   const steps = planBootstrap(await readCatalog(deps), deps.schema, deps.appRole);
+  // After the populate step (attempt_mv exists by then), before the index built alone.
+  if (options.roles) steps.splice(steps.findIndex((s) => s.runner === 'alone'), 0, await rolesStep(deps));
   const actions: ActionReport[] = steps.map((s) => ({
     object: s.object,
     action: s.action,

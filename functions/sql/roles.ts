@@ -53,10 +53,19 @@ export function rolesSql(schema: string, serverVersion: number): string[] {
   return statements;
 }
 
-/** attempt_mv belongs to the maintainer: REFRESH needs ownership. Run after attempt_mv exists. */
+/**
+ * attempt_mv belongs to the maintainer: REFRESH needs ownership. A no-op while attempt_mv does not
+ * exist (bootstrap may be blocked from creating it), so the roles never depend on it. It may be a
+ * materialized view or, once incremental refresh converted it, a table.
+ */
 export function attemptMvOwnerSql(schema: string): string[] {
+  const mv = qualified(schema, 'attempt_mv');
+  const literal = `'${mv.replace(/'/g, "''")}'`;
   return [
-    `ALTER MATERIALIZED VIEW ${qualified(schema, 'attempt_mv')} OWNER TO ${quoteIdent(ROLES.maintainer)}`,
-    `GRANT SELECT ON ${qualified(schema, 'attempt_mv')} TO ${quoteIdent(ROLES.monitor)}`,
+    `DO $$ DECLARE kind "char" := (SELECT relkind FROM pg_class WHERE oid = to_regclass(${literal})); BEGIN
+       IF kind IS NOT NULL THEN
+         EXECUTE format('ALTER %s %s OWNER TO %I', CASE kind WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, ${literal}, '${ROLES.maintainer}');
+         EXECUTE format('GRANT SELECT ON %s TO %I', ${literal}, '${ROLES.monitor}');
+       END IF; END $$`,
   ];
 }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHECK_NAMES } from '../../functions/contract/index.ts';
 import { fromUrl } from '../../functions/db/connection.ts';
 import { createPool, type Pool } from '../../functions/db/pool.ts';
+import { runBootstrap } from '../../functions/jobs/bootstrap.ts';
 import { runHealthCheck } from '../../functions/jobs/health-check.ts';
 import { attemptMvSql, opsSchemaSql } from '../../functions/sql/ops-schema.ts';
 import { ROLES, attemptMvOwnerSql, rolesSql } from '../../functions/sql/roles.ts';
@@ -74,5 +75,29 @@ describe('health check as the monitor role', () => {
     const report = await runHealthCheck({ pool, target: 'monitor', schema: 'public', appRole: 'seedtest_user' }, { checks: ['required_nulls'], scope: 'full' });
     expect(report.checks[0]).toMatchObject({ status: 'critical', value: 1 });
     await db.admin.query('DELETE FROM exam_results WHERE id = 5555');
+  });
+});
+
+describe('bootstrap --roles', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedClean(db.admin);
+  });
+  afterAll(async () => db?.drop());
+
+  it('creates the roles with their grants and hands attempt_mv to the maintainer; a second apply finds them', async () => {
+    const deps = { pool: db.pool('bootstrap'), target: 'roles', schema: 'public', appRole: 'seedtest_user' };
+    const dry = await runBootstrap(deps, { roles: true });
+    const planned = dry.actions.find((a) => a.action === 'create roles')!;
+    expect(planned.sql!.join('\n')).toContain(`GRANT pg_monitor TO "${ROLES.monitor}"`);
+    const first = await runBootstrap(deps, { apply: true, roles: true });
+    expect(first.actions.find((a) => a.action === 'create roles')).toMatchObject({ outcome: expect.stringMatching(/^(done|exists)$/) });
+    const owner = await db.admin.query(`SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = 'attempt_mv'::regclass`);
+    expect(owner.rows[0].owner).toBe(ROLES.maintainer);
+    const monitorReads = await db.admin.query(`SELECT has_table_privilege($1, 'attempt_mv', 'SELECT') AND has_table_privilege($1, 'exam_results', 'SELECT') AS ok`, [ROLES.monitor]);
+    expect(monitorReads.rows[0].ok).toBe(true);
+    const second = await runBootstrap(deps, { apply: true, roles: true });
+    expect(second.actions.every((a) => a.outcome === 'exists')).toBe(true);
   });
 });
