@@ -12,7 +12,11 @@ export const ROLES = {
   monitor: 'attempt_ops_monitor',
   /** analyze and refresh-mv: owns attempt_mv, may ANALYZE. */
   maintainer: 'attempt_ops_maintainer',
-  /** the ops function's remediations: grants, indexes, quarantine, cancelling queries. */
+  /**
+   * the ops function's remediations: quarantine, cancelling queries, the audit. recreate-view,
+   * grant-select and create-indexes also need the owner of the view's tables (PostgreSQL lets
+   * only an owner index a table or grant on it): grant that owner role to the ops login too.
+   */
   operator: 'attempt_ops_operator',
 } as const;
 
@@ -46,6 +50,13 @@ export function rolesSql(schema: string, serverVersion: number): string[] {
     `GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA ${ops} TO ${monitor}, ${maintainer}`,
     `GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${ops} TO ${monitor}, ${maintainer}, ${operator}`,
     `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${ops} TO ${operator}`,
+    // Tables created later in attempt_ops (the remediation audit, the quarantine) get the same.
+    `ALTER DEFAULT PRIVILEGES IN SCHEMA ${ops} GRANT SELECT, INSERT, UPDATE ON TABLES TO ${monitor}, ${maintainer}`,
+    `ALTER DEFAULT PRIVILEGES IN SCHEMA ${ops} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${operator}`,
+    `ALTER DEFAULT PRIVILEGES IN SCHEMA ${ops} GRANT USAGE ON SEQUENCES TO ${monitor}, ${maintainer}, ${operator}`,
+    `GRANT CREATE ON SCHEMA ${ops} TO ${operator}`,
+    // quarantine-duplicates moves rows out of exam_results and back.
+    `GRANT INSERT, DELETE ON ${qualified(schema, 'exam_results')} TO ${operator}`,
     `GRANT ${maintainer} TO ${operator}`,
     `GRANT pg_signal_backend TO ${operator}`,
   ];
