@@ -149,6 +149,26 @@ export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) =
   }
 }
 
+/**
+ * A single client for setup work outside any job (the demo seeding its own database). Jobs use the
+ * pool; this exists so that pg clients are still made in one place.
+ */
+export async function connectClient(settings: ConnectionSettings, applicationName = 'attempt-ops/setup'): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: settings.host, port: settings.port, user: settings.user, password: settings.password, database: settings.database,
+    ...(settings.ssl !== undefined ? { ssl: settings.ssl } : {}),
+    application_name: applicationName,
+    connectionTimeoutMillis: settings.connectTimeoutMs ?? DEFAULT_TIMEOUTS.connectTimeoutMs,
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    throw classifyDbError(err);
+  }
+  return client;
+}
+
 /** SET ROLE for a session, quoted. */
 export function setRoleSql(role: string): string {
   return `SET ROLE ${quoteIdent(role)}`;

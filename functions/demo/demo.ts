@@ -3,10 +3,9 @@
  * dataset and injected incidents, then every job through the real command line, as an on-call
  * engineer would type it. PostgreSQL is stopped on the way out, Ctrl-C included.
  */
-import pg from 'pg';
 import { EXIT_CODES, type CheckName } from '../contract/index.ts';
 import { fromUrl } from '../db/connection.ts';
-import { createPool } from '../db/pool.ts';
+import { connectClient, createPool } from '../db/pool.ts';
 import { runHealthCheck } from '../jobs/health-check.ts';
 import { renderHealthReport } from '../cli/render.ts';
 import type { CliIo } from '../cli/io.ts';
@@ -46,13 +45,11 @@ export async function runDemo(io: CliIo, options: DemoOptions): Promise<number> 
   try {
     say('starting an embedded PostgreSQL...');
     db = await startEmbeddedPostgres();
-    const admin = new pg.Client({ connectionString: db.url });
-    await admin.connect();
+    const admin = await connectClient(fromUrl(db.url, 'embedded database'));
     await admin.query('CREATE DATABASE attempt_demo');
     await admin.end();
     const url = db.url.replace(/\/postgres$/, '/attempt_demo');
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
+    const client = await connectClient(fromUrl(url, 'demo database'));
     try {
       await createReferenceSchema(client);
       const started = Date.now();

