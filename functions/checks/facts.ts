@@ -6,7 +6,9 @@ import type { DatabaseFacts } from './types.ts';
 
 /**
  * One round trip before the checks: the server version and which of our relations exist. When
- * this fails the database is unreachable and the job itself has failed.
+ * this fails the database is unreachable and the job itself has failed. A table called attempt_mv
+ * (the table-backed copy that incremental refreshes keep) always has rows to read: it counts as
+ * populated.
  */
 export async function loadFacts(pool: Pool, schema: string): Promise<DatabaseFacts> {
   try {
@@ -14,7 +16,7 @@ export async function loadFacts(pool: Pool, schema: string): Promise<DatabaseFac
       `SELECT current_setting('server_version_num')::int AS version,
               (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)) AS attempt_kind,
               to_regclass($2)::text AS mv,
-              (SELECT relispopulated FROM pg_class WHERE oid = to_regclass($2) AND relkind = 'm') AS mv_populated,
+              (SELECT relkind = 'r' OR relispopulated FROM pg_class WHERE oid = to_regclass($2) AND relkind IN ('m', 'r')) AS mv_populated,
               to_regclass($3)::text AS job_runs`,
       [qualified(schema, 'attempt'), qualified(schema, 'attempt_mv'), qualified(OPS_SCHEMA, 'job_runs')],
     );

@@ -11,6 +11,11 @@
  * Every run is recorded in attempt_ops.job_runs, which mv_staleness reads: a 'running' row first,
  * then its outcome. Those writes go through the pool in autocommit, apart from the refresh's own
  * transaction, so a failed refresh still leaves its failure row.
+ *
+ * Mode 'incremental' keeps attempt_mv as a table instead (docs/INCREMENTAL_REFRESH.md): the first
+ * such run converts the materialized view once, and from then on each run recomputes only the
+ * students the change log names. On that table, 'concurrent' and 'full' rebuild it whole without
+ * blocking its readers, since REFRESH MATERIALIZED VIEW no longer applies.
  */
 import {
   REPORT_VERSION, datum,
@@ -19,9 +24,15 @@ import {
 import { AttemptOpsError, ConfigError, classifyDbError, oneLine } from '../db/errors.ts';
 import { qualified } from '../db/identifiers.ts';
 import type { PoolClient } from '../db/pool.ts';
+import {
+  CAPTURED_TABLES, CAPTURE_TRIGGERS, COPY_BUILD_NAME, TABLE_COPY_COMMENT, captureInstallSql, createCopySql, fullRebuildSql, incrementalSql, swapSql,
+} from '../sql/incremental.ts';
 import { JOB_RUNS } from '../sql/ops-schema.ts';
 import { applyTimeouts, longStatement, type StatementTimeouts } from './analyze.ts';
 import type { JobDeps } from './deps.ts';
+import {
+  DEFAULT_FALLBACK, convertToTable, installCapture, rebuildCopy, refreshStudents, type FallbackPolicy, type StepContext,
+} from './incremental/table-copy.ts';
 
 /**
  * The advisory lock key: the ASCII bytes of "attempt" as one bigint. In pg_locks it shows as
@@ -43,6 +54,8 @@ export interface RefreshOptions {
   statementTimeoutMs?: number;
   /** How long the refresh may wait for a lock on attempt_mv or its tables (ms); default: the session's. */
   lockTimeoutMs?: number;
+  /** Incremental only: when a change is large enough that a full rebuild is cheaper. */
+  fallback?: Partial<FallbackPolicy>;
 }
 
 /** What the refresh needs to know about attempt_mv before it starts. */
@@ -52,6 +65,31 @@ export interface MvState {
   /** A valid unique index on plain columns with no predicate: what CONCURRENTLY requires. */
   uniqueIndex: string | null;
   hasJobRuns: boolean;
+  /** A table carrying our marker: the table-backed copy that incremental refreshes maintain. */
+  tableCopy: boolean;
+  /** Every change-capture trigger is in place and enabled on exam_results and questions. */
+  captureInstalled: boolean;
+}
+
+/** What one refresh did. */
+export interface Ran {
+  mode: RefreshMode;
+  reason: string;
+  rows: number;
+  sql: string[];
+  /** Done before the refresh itself (the conversion to a table), reported ahead of it. */
+  before?: ActionReport[];
+  notes?: string[];
+  /** Kept in the job_runs row's details. */
+  details?: Record<string, unknown>;
+}
+
+/** How a plan's steps reach the database: each call is one transaction on the locked session. */
+export interface ExecContext {
+  schema: string;
+  relation: string;
+  fallback: FallbackPolicy;
+  transaction<T>(isolation: 'read committed' | 'repeatable read', fn: (step: StepContext) => Promise<T>): Promise<T>;
 }
 
 /** The statements one refresh runs, and the refresh that really runs. */
@@ -59,52 +97,176 @@ export interface RefreshPlan {
   mode: RefreshMode;
   reason: string;
   sql: string[];
+  /** Without it, the statements run in order in one transaction and the rows are counted after. */
+  run?: (ctx: ExecContext) => Promise<Ran>;
 }
 
 interface Refresher {
-  plan(relation: string, mv: MvState): RefreshPlan;
+  plan(relation: string, mv: MvState, schema: string): RefreshPlan;
+}
+
+const TABLE_REBUILD_REASON = 'table-backed copy: rebuilt whole by DELETE and INSERT in one transaction; readers see the old rows until it commits';
+
+/** The table-backed copy, rebuilt whole whatever mode asked for it. */
+function tableRebuildPlan(relation: string, schema: string): RefreshPlan {
+  const f = fullRebuildSql(schema, relation);
+  return {
+    mode: 'full',
+    reason: TABLE_REBUILD_REASON,
+    sql: [f.consume, f.delete, f.insert, ...f.legacy, f.state],
+    run: (ctx) =>
+      ctx.transaction('repeatable read', async (step) => {
+        const rebuilt = await rebuildCopy(step, relation, []);
+        return { mode: 'full', reason: TABLE_REBUILD_REASON, rows: rebuilt.rows, sql: rebuilt.sql };
+      }),
+  };
+}
+
+const CONVERT_REASON =
+  'converts the materialized view once into a table-backed copy with change capture, built from the view (readers keep reading the old view until a brief ACCESS EXCLUSIVE lock at the swap); later runs recompute only what changed';
+
+/**
+ * The conversion: the capture first, in its own short transaction (CREATE TRIGGER makes writers
+ * wait while it holds its lock), then the copy built beside the view and swapped in. From the
+ * moment the capture commits, every change is logged; the copy is built in a later snapshot, so
+ * nothing falls between the two.
+ */
+function convertPlan(relation: string, schema: string): RefreshPlan {
+  return {
+    mode: 'incremental',
+    reason: CONVERT_REASON,
+    sql: [...captureInstallSql(schema), createCopySql(schema, COPY_BUILD_NAME), `INSERT INTO ${qualified(schema, COPY_BUILD_NAME)} SELECT ... (the view's SELECT)`, ...swapSql(schema, COPY_BUILD_NAME)],
+    run: async (ctx) => {
+      const captureSql: string[] = [];
+      const t0 = performance.now();
+      await ctx.transaction('read committed', (step) => installCapture(step, captureSql));
+      const t1 = performance.now();
+      const converted = await ctx.transaction('repeatable read', (step) => convertToTable(step, []));
+      const t2 = performance.now();
+      const display = `${schema}.attempt_mv`;
+      return {
+        mode: 'full',
+        reason: 'converted to the table-backed copy, built from the view',
+        rows: converted.rows,
+        sql: converted.sql,
+        before: [
+          { object: `${schema}.exam_results, ${schema}.questions`, action: 'install change capture', outcome: 'done', message: 'statement-level triggers log the students and questions each write touches into attempt_ops.attempt_changes', sql: captureSql, durationMs: Math.round(t1 - t0) },
+          {
+            object: display, action: 'convert to table', outcome: 'done',
+            message: `the materialized view is now a table-backed copy (same columns, indexes, owner and grants); the swap at the end took a brief ACCESS EXCLUSIVE lock on the old materialized view`,
+            sql: converted.swapSql, durationMs: Math.round(t2 - t1), before: { kind: 'materialized view' }, after: { kind: 'table', rows: converted.rows },
+          },
+        ],
+        details: { converted: true },
+      };
+    },
+  };
+}
+
+function incrementalPlan(relation: string, schema: string, captureInstalled: boolean): RefreshPlan {
+  if (!captureInstalled) {
+    const rebuild = tableRebuildPlan(relation, schema);
+    const reason = 'the change capture is missing: installed again, and the copy rebuilt since changes may have gone unlogged';
+    return {
+      mode: 'full',
+      reason,
+      sql: [...captureInstallSql(schema), ...rebuild.sql],
+      run: async (ctx) => {
+        const captureSql: string[] = [];
+        await ctx.transaction('read committed', (step) => installCapture(step, captureSql));
+        const ran = await rebuild.run!(ctx);
+        return { ...ran, reason, sql: [...captureSql, ...ran.sql] };
+      },
+    };
+  }
+  const q = incrementalSql(schema, relation, 150000);
+  return {
+    mode: 'incremental',
+    reason: 'only the students whose results or questions changed since the last run',
+    sql: [...q.consume, q.summary, ...q.keys, q.sizing, q.deleteStudents, q.insertStudents, ...q.legacy, q.state],
+    run: (ctx) =>
+      ctx.transaction('repeatable read', async (step) => {
+        const done = await refreshStudents(step, relation, ctx.fallback, []);
+        if (done.rows !== null) {
+          return {
+            mode: 'incremental',
+            reason: `${done.batches} logged change(s): ${done.students} student(s) recomputed, ${done.deleted} rows out, ${done.inserted} in`,
+            rows: done.rows,
+            sql: done.sql,
+            details: { batches: done.batches, students: done.students, deleted: done.deleted, inserted: done.inserted },
+          };
+        }
+        const rebuilt = await rebuildCopy(step, relation, []);
+        return {
+          mode: 'full',
+          reason: `fell back to a full rebuild: ${done.fallbackReason}`,
+          rows: rebuilt.rows,
+          sql: [...done.sql, ...rebuilt.sql],
+          details: { fallback: done.fallbackReason, batches: done.batches },
+        };
+      }),
+  };
 }
 
 /**
- * One entry per mode that can run. The statements run in order, in one transaction, on the
- * session that holds the advisory lock; a new mode is a new entry here.
+ * One entry per mode. A plan without run() has its statements run in order, in one transaction,
+ * on the session that holds the advisory lock; a new mode is a new entry here.
  */
-const REFRESHERS: Partial<Record<RefreshMode, Refresher>> = {
+const REFRESHERS: Record<RefreshMode, Refresher> = {
   concurrent: {
-    plan: (relation, mv) =>
-      mv.populated
-        ? { mode: 'concurrent', reason: 'readers keep reading meanwhile', sql: [`REFRESH MATERIALIZED VIEW CONCURRENTLY ${relation}`] }
-        : { mode: 'full', reason: 'never populated, and CONCURRENTLY needs a populated view', sql: [`REFRESH MATERIALIZED VIEW ${relation}`] },
+    plan: (relation, mv, schema) =>
+      mv.tableCopy
+        ? tableRebuildPlan(relation, schema)
+        : mv.populated
+          ? { mode: 'concurrent', reason: 'readers keep reading meanwhile', sql: [`REFRESH MATERIALIZED VIEW CONCURRENTLY ${relation}`] }
+          : { mode: 'full', reason: 'never populated, and CONCURRENTLY needs a populated view', sql: [`REFRESH MATERIALIZED VIEW ${relation}`] },
   },
   full: {
-    plan: (relation) => ({ mode: 'full', reason: 'as asked: readers of attempt_mv wait until it commits', sql: [`REFRESH MATERIALIZED VIEW ${relation}`] }),
+    plan: (relation, mv, schema) =>
+      mv.tableCopy
+        ? tableRebuildPlan(relation, schema)
+        : { mode: 'full', reason: 'as asked: readers of attempt_mv wait until it commits', sql: [`REFRESH MATERIALIZED VIEW ${relation}`] },
   },
-};
-
-const UNAVAILABLE: Partial<Record<RefreshMode, string>> = {
-  incremental: 'incremental refresh is not available yet: use concurrent or full',
+  incremental: {
+    plan: (relation, mv, schema) => (mv.tableCopy ? incrementalPlan(relation, schema, mv.captureInstalled) : convertPlan(relation, schema)),
+  },
 };
 
 /** Throws before any SQL for a mode that cannot run. */
 export function refresherFor(mode: RefreshMode): Refresher {
   const refresher = REFRESHERS[mode];
-  if (!refresher) throw new ConfigError(UNAVAILABLE[mode] ?? `refresh mode ${mode} is not available`);
+  if (!refresher) throw new ConfigError(`refresh mode ${mode} is not available`);
   return refresher;
 }
 
 export async function inspectMv(deps: JobDeps): Promise<MvState> {
   try {
-    const { rows } = await deps.pool.query<{ kind: string | null; populated: boolean | null; unique_index: string | null; has_job_runs: boolean }>(
+    const { rows } = await deps.pool.query<{
+      kind: string | null; populated: boolean | null; unique_index: string | null; has_job_runs: boolean; table_copy: boolean | null; triggers: number;
+    }>(
       `SELECT c.relkind::text AS kind, c.relispopulated AS populated,
               (SELECT i.indexrelid::regclass::text FROM pg_index i
                 WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
                 LIMIT 1) AS unique_index,
-              to_regclass($2) IS NOT NULL AS has_job_runs
+              to_regclass($2) IS NOT NULL AS has_job_runs,
+              c.relkind = 'r' AND obj_description(c.oid, 'pg_class') = $3 AS table_copy,
+              (SELECT count(*)::int FROM pg_trigger t
+                WHERE t.tgrelid = ANY (ARRAY[to_regclass($4), to_regclass($5)]) AND t.tgname = ANY ($6::text[]) AND t.tgenabled <> 'D') AS triggers
          FROM (SELECT to_regclass($1) AS oid) r LEFT JOIN pg_class c ON c.oid = r.oid`,
-      [qualified(deps.schema, 'attempt_mv'), JOB_RUNS],
+      [
+        qualified(deps.schema, 'attempt_mv'), JOB_RUNS, TABLE_COPY_COMMENT,
+        qualified(deps.schema, CAPTURED_TABLES[0]), qualified(deps.schema, CAPTURED_TABLES[1]), CAPTURE_TRIGGERS,
+      ],
     );
     const r = rows[0]!;
-    return { kind: r.kind, populated: r.populated === true, uniqueIndex: r.unique_index, hasJobRuns: r.has_job_runs };
+    return {
+      kind: r.kind,
+      populated: r.populated === true,
+      uniqueIndex: r.unique_index,
+      hasJobRuns: r.has_job_runs,
+      tableCopy: r.table_copy === true,
+      captureInstalled: r.triggers === CAPTURED_TABLES.length * CAPTURE_TRIGGERS.length,
+    };
   } catch (err) {
     throw classifyDbError(err, 'inspecting attempt_mv');
   }
@@ -114,7 +276,9 @@ const FIX = 'run attempt-ops bootstrap --apply';
 
 function requireReady(mv: MvState, display: string): void {
   if (mv.kind === null) throw new AttemptOpsError('missing-object', `${display} does not exist: ${FIX}`);
-  if (mv.kind !== 'm') throw new AttemptOpsError('missing-object', `${display} is not a materialized view (relkind ${mv.kind}): drop or rename it, then ${FIX}`);
+  if (mv.kind !== 'm' && !mv.tableCopy) {
+    throw new AttemptOpsError('missing-object', `${display} is neither a materialized view nor attempt-ops' table-backed copy (relkind ${mv.kind}): drop or rename it, then ${FIX}`);
+  }
   if (mv.uniqueIndex === null) throw new AttemptOpsError('missing-object', `${display} has no unique index on id (a concurrent refresh needs one): ${FIX}`);
   if (!mv.hasJobRuns) throw new AttemptOpsError('missing-object', `the refresh audit table attempt_ops.job_runs does not exist: ${FIX}`);
 }
@@ -130,12 +294,13 @@ async function recordStart(deps: JobDeps, startedAt: Date, plan: RefreshPlan, re
   return rows[0]!.id;
 }
 
-async function recordFinish(deps: JobDeps, id: string, outcome: Outcome, rows: number | null, error: string | null, durationMs: number): Promise<void> {
+/** ran: the refresh that really ran, which may differ from the plan (an incremental run that fell back). */
+async function recordFinish(deps: JobDeps, id: string, outcome: Outcome, rows: number | null, error: string | null, durationMs: number, ran?: Ran): Promise<void> {
   await deps.pool.query(
-    `UPDATE ${JOB_RUNS} SET finished_at = now(), outcome = $2, rows = $3, error = $4,
-            details = details || jsonb_build_object('durationMs', $5::int)
+    `UPDATE ${JOB_RUNS} SET finished_at = now(), outcome = $2, rows = $3, error = $4, mode = coalesce($6, mode),
+            details = details || jsonb_build_object('durationMs', $5::int) || $7::jsonb
       WHERE id = $1`,
-    [id, outcome, rows, error, durationMs],
+    [id, outcome, rows, error, durationMs, ran?.mode ?? null, JSON.stringify(ran ? { reason: ran.reason, ...ran.details } : {})],
   );
 }
 
@@ -160,30 +325,40 @@ async function refreshInProgress(deps: JobDeps): Promise<boolean> {
 }
 
 /**
- * The plan's statements in one transaction, then the row count the refresh left. SET LOCAL keeps
- * the timeouts from leaking into the pooled session. onBroken hears of a session that could not
- * even roll back, so it is dropped rather than reused.
+ * One transaction on the locked session. SET LOCAL keeps the timeouts from leaking into the pooled
+ * session. onBroken hears of a session that could not even roll back, so it is dropped rather
+ * than reused.
  */
-async function execute(
-  client: PoolClient, plan: RefreshPlan, relation: string,
-  requested: Partial<StatementTimeouts>, remainingMs: (() => number) | undefined, onBroken: (err: Error) => void,
-): Promise<number> {
-  await client.query('BEGIN');
+async function transaction<T>(
+  client: PoolClient, isolation: 'read committed' | 'repeatable read', requested: Partial<StatementTimeouts>,
+  remainingMs: (() => number) | undefined, onBroken: (err: Error) => void, fn: (timeouts: StatementTimeouts) => Promise<T>,
+): Promise<T> {
+  await client.query(`BEGIN ISOLATION LEVEL ${isolation === 'repeatable read' ? 'REPEATABLE READ' : 'READ COMMITTED'}`);
   try {
     const timeouts = await applyTimeouts(client, 'LOCAL', requested, REFRESH_STATEMENT_TIMEOUT_MS, remainingMs);
-    for (const sql of plan.sql) await client.query(longStatement(sql, timeouts.statementTimeoutMs));
-    const { rows } = await client.query<{ n: string }>(longStatement(`SELECT count(*) AS n FROM ${relation}`, timeouts.statementTimeoutMs));
+    const result = await fn(timeouts);
     await client.query('COMMIT');
-    return Number(rows[0]?.n ?? 0);
+    return result;
   } catch (err) {
     await client.query('ROLLBACK').catch(onBroken);
     throw err;
   }
 }
 
+/** A plan without its own run(): its statements, then the row count the refresh left. */
+function statementsRun(plan: RefreshPlan): (ctx: ExecContext) => Promise<Ran> {
+  return (ctx) =>
+    ctx.transaction('read committed', async ({ client, statementTimeoutMs }) => {
+      for (const sql of plan.sql) await client.query(longStatement(sql, statementTimeoutMs));
+      const { rows } = await client.query<{ n: string }>(longStatement(`SELECT count(*) AS n FROM ${ctx.relation}`, statementTimeoutMs));
+      return { mode: plan.mode, reason: plan.reason, rows: Number(rows[0]?.n ?? 0), sql: plan.sql };
+    });
+}
+
 export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): Promise<RefreshReport> {
   const requested: RefreshMode = options.mode ?? 'concurrent';
   const refresher = refresherFor(requested);
+  const fallback = resolveFallback(options.fallback);
   const clock = deps.clock ?? (() => new Date());
   const startedAt = clock();
   const t0 = performance.now();
@@ -192,9 +367,9 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
 
   const mv = await inspectMv(deps);
   requireReady(mv, display);
-  const plan = refresher.plan(relation, mv);
-  const before = { populated: mv.populated, uniqueIndex: mv.uniqueIndex };
-  const report = (action: ActionReport, metrics: MetricDatum[], notes: string[] = []): RefreshReport => ({
+  const plan = refresher.plan(relation, mv, deps.schema);
+  const before = { populated: mv.populated, uniqueIndex: mv.uniqueIndex, kind: mv.tableCopy ? 'table' : 'materialized view' };
+  const report = (actions: ActionReport[], metrics: MetricDatum[], notes: string[] = []): RefreshReport => ({
     version: REPORT_VERSION,
     job: 'refresh-mv',
     target: deps.target,
@@ -203,7 +378,7 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
     status: 'ok',
     dryRun: options.dryRun === true,
     mode: requested,
-    actions: [action],
+    actions,
     notes,
     metrics,
   });
@@ -213,7 +388,7 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
       throw classifyDbError(err, 'looking for a running refresh');
     });
     const notes = busy ? ['another refresh is running now: this run would be skipped'] : [];
-    return report({ object: display, action: 'refresh', outcome: 'planned', message: `would run a ${plan.mode} refresh (${plan.reason})`, sql: plan.sql, before }, [], notes);
+    return report([{ object: display, action: 'refresh', outcome: 'planned', message: `would run a ${plan.mode} refresh (${plan.reason})`, sql: plan.sql, before }], [], notes);
   }
 
   let client: PoolClient;
@@ -228,22 +403,29 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
     broken = err;
   };
   client.on('error', onError);
+  const ctx: ExecContext = {
+    schema: deps.schema,
+    relation,
+    fallback,
+    transaction: (isolation, fn) =>
+      transaction(client, isolation, options, deps.remainingMs, (rollbackErr) => {
+        broken = rollbackErr;
+      }, (t) => fn({ client, schema: deps.schema, statementTimeoutMs: t.statementTimeoutMs })),
+  };
   try {
     const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [REFRESH_LOCK_KEY]);
     if (rows[0]?.locked !== true) {
       const reason = 'another refresh of attempt_mv is running';
       await recordSkipped(deps, startedAt, requested, reason);
       deps.log?.info('refresh skipped', { reason });
-      return report({ object: display, action: 'refresh', outcome: 'skipped', message: `skipped: ${reason}`, before }, []);
+      return report([{ object: display, action: 'refresh', outcome: 'skipped', message: `skipped: ${reason}`, before }], []);
     }
     try {
       const runId = await recordStart(deps, startedAt, plan, requested);
       const started = performance.now();
-      let count: number;
+      let ran: Ran;
       try {
-        count = await execute(client, plan, relation, options, deps.remainingMs, (rollbackErr) => {
-          broken = rollbackErr;
-        });
+        ran = await (plan.run ?? statementsRun(plan))(ctx);
       } catch (err) {
         const e = classifyDbError(err, `refresh of ${display}`);
         // No SQLSTATE means the client gave up (read timeout, lost socket): the server may still be
@@ -256,11 +438,16 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
         throw e;
       }
       const durationMs = Math.round(performance.now() - started);
-      await recordFinish(deps, runId, 'success', count, null, durationMs);
-      deps.log?.info('refreshed', { mode: plan.mode, rows: count, durationMs });
+      const count = ran.rows;
+      await recordFinish(deps, runId, 'success', count, null, durationMs, ran);
+      deps.log?.info('refreshed', { mode: ran.mode, rows: count, durationMs });
       return report(
-        { object: display, action: 'refresh', outcome: 'done', message: `${plan.mode} refresh, ${count} rows (${plan.reason})`, sql: plan.sql, durationMs, before, after: { populated: true, rows: count, mode: plan.mode } },
+        [
+          ...(ran.before ?? []),
+          { object: display, action: 'refresh', outcome: 'done', message: `${ran.mode} refresh, ${count} rows (${ran.reason})`, sql: ran.sql, durationMs, before, after: { populated: true, rows: count, mode: ran.mode } },
+        ],
         [datum('attempt_mv_refresh_duration_ms', durationMs, deps.target), datum('attempt_mv_row_count', count, deps.target)],
+        ran.notes,
       );
     } finally {
       if (!broken) {
@@ -277,4 +464,11 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
     // A session that may still hold the advisory lock is dropped: the server releases it then.
     client.release(broken);
   }
+}
+
+function resolveFallback(given: Partial<FallbackPolicy> | undefined): FallbackPolicy {
+  const policy = { ...DEFAULT_FALLBACK, ...given };
+  if (!(policy.fraction >= 0 && policy.fraction <= 1)) throw new ConfigError('fallback.fraction must be between 0 and 1');
+  if (!(Number.isInteger(policy.minRows) && policy.minRows >= 0)) throw new ConfigError('fallback.minRows must be a whole number, 0 or more');
+  return policy;
 }
