@@ -17,6 +17,8 @@ export interface PublishFigures {
   /** Which run: its payload as the schedule sends it. */
   run: string;
   published: PutMetricDataCount;
+  /** The run's own status: a run that went wrong still publishes, and that is worth seeing. */
+  status: string;
   /** Wall time of that run (ms), for scale; a. and b. have the medians. */
   wallMs: number | null;
 }
@@ -25,16 +27,16 @@ export async function measurePublishing(
   health: HealthFigures, refresh: RefreshFigures, m: MeteredDeps, cw: CountingCloudWatch, log: Logger,
 ): Promise<PublishFigures[]> {
   const out: PublishFigures[] = [
-    { job: 'health-check', run: '{"scope":"incremental"} (hourly)', published: health.incremental.published, wallMs: health.incremental.wallMs.median },
-    { job: 'health-check', run: '{"scope":"full"} (daily)', published: health.full.published, wallMs: health.full.wallMs.median },
+    { job: 'health-check', run: '{"scope":"incremental"} (hourly)', published: health.incremental.published, status: health.incremental.status, wallMs: health.incremental.wallMs.median },
+    { job: 'health-check', run: '{"scope":"full"} (daily)', published: health.full.published, status: health.full.status, wallMs: health.full.wallMs.median },
   ];
   for (const r of refresh.modes) {
     if (!r.published) continue;
-    out.push({ job: 'refresh-mv', run: `{"mode":"${r.mode}"}${r.mode === 'concurrent' ? ' (hourly)' : ''}`, published: r.published, wallMs: r.wallMs?.median ?? null });
+    out.push({ job: 'refresh-mv', run: `{"mode":"${r.mode}"}${r.mode === 'concurrent' ? ' (hourly)' : ''}`, published: r.published, status: r.status ?? 'ok', wallMs: r.wallMs?.median ?? null });
   }
   const once = async (job: JobName, run: string, fn: Parameters<typeof runJob>[3]) => {
     const r = await runJob(job, m, cw, fn, log);
-    out.push({ job, run, published: r.published, wallMs: round1(r.wallMs) });
+    out.push({ job, run, published: r.published, status: r.report.status, wallMs: round1(r.wallMs) });
   };
   await once('publish-metrics', '{} (every minute)', (deps) => runPublishMetrics(deps));
   await once('analyze', '{} (daily)', (deps) => runAnalyze(deps));

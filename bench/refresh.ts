@@ -4,7 +4,7 @@
  * job accepts it. Each repetition first appends a fresh delta, so every refresh has work to do.
  */
 import type pg from 'pg';
-import type { RefreshMode, RefreshReport } from '../functions/contract/index.ts';
+import type { ActionReport, RefreshMode, RefreshReport } from '../functions/contract/index.ts';
 import { AttemptOpsError } from '../functions/db/errors.ts';
 import { runRefresh } from '../functions/jobs/refresh-mv.ts';
 import type { Logger } from '../functions/runtime/log.ts';
@@ -22,6 +22,10 @@ export interface RefreshModeFigures {
   unavailable: string | null;
   /** The refresh that really ran, as the job reports it (a mode may fall back to another). */
   ranAs: string[];
+  /** What the last run says it did (for incremental: students recomputed, rows out and in). */
+  lastMessage: string | null;
+  /** The delta's INSERT, untimed by the refresh: the writers' side, change capture included once installed. */
+  insertMs: Samples | null;
   wallMs: Samples | null;
   dbMs: Samples | null;
   serverMs: Samples | null;
@@ -30,6 +34,8 @@ export interface RefreshModeFigures {
   /** attempt_mv EXCEPT ALL attempt, both ways, after the last run: null when not compared. */
   differingRows: number | null;
   published: PutMetricDataCount | null;
+  /** The last run's status. */
+  status: string | null;
 }
 
 export interface RefreshFigures {
@@ -51,8 +57,13 @@ export interface RefreshOptions {
 /** Plain first: CONCURRENTLY then diffs against a freshly written attempt_mv, as it would every hour. */
 const ORDER: readonly RefreshMode[] = ['full', 'concurrent', 'incremental'];
 
+/** The refresh action is the last one: a first incremental run reports its conversion steps before it. */
+function refreshAction(report: RefreshReport): ActionReport | undefined {
+  return report.actions.findLast((a) => a.action === 'refresh');
+}
+
 function ranAs(report: RefreshReport): string {
-  const a = report.actions[0];
+  const a = refreshAction(report);
   const mode = a?.after?.mode;
   return typeof mode === 'string' ? mode : (a?.outcome ?? 'unknown');
 }
@@ -71,7 +82,8 @@ async function measureMode(
   server: ServerStatements, log: Logger, progress: (line: string) => void,
 ): Promise<RefreshModeFigures> {
   const empty: RefreshModeFigures = {
-    mode, available: true, unavailable: null, ranAs: [], wallMs: null, dbMs: null, serverMs: null, deltaRows: 0, lateRows: 0, differingRows: null, published: null,
+    mode, available: true, unavailable: null, ranAs: [], lastMessage: null, insertMs: null, wallMs: null, dbMs: null, serverMs: null,
+    deltaRows: 0, lateRows: 0, differingRows: null, published: null, status: null,
   };
   if (mode === 'incremental') {
     // Untimed: the first incremental run catches up with everything the other modes' deltas left
@@ -86,10 +98,13 @@ async function measureMode(
   const wall: number[] = [];
   const db: number[] = [];
   const srv: number[] = [];
+  const inserts: number[] = [];
   const figures = { ...empty };
   for (let i = 0; i < o.reps; i++) {
     progress(`b. refresh ${mode}: run ${i + 1} of ${o.reps}`);
+    const insertStarted = performance.now();
     const delta = await insertDelta(admin, spec, o.deltaRows);
+    inserts.push(performance.now() - insertStarted);
     figures.deltaRows += delta.rows;
     figures.lateRows += delta.lateRows;
     await server.reset();
@@ -99,10 +114,13 @@ async function measureMode(
     db.push(run.dbMs);
     if (s !== null) srv.push(s);
     figures.ranAs.push(ranAs(run.report));
+    figures.lastMessage = refreshAction(run.report)?.message ?? null;
     figures.published = run.published;
+    figures.status = run.report.status;
   }
   figures.deltaRows /= Math.max(1, o.reps);
   figures.lateRows /= Math.max(1, o.reps);
+  figures.insertMs = summarize(inserts);
   figures.wallMs = summarize(wall);
   figures.dbMs = summarize(db);
   figures.serverMs = srv.length > 0 ? summarize(srv) : null;
