@@ -388,7 +388,7 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
       throw classifyDbError(err, 'looking for a running refresh');
     });
     const notes = busy ? ['another refresh is running now: this run would be skipped'] : [];
-    return report([{ object: display, action: 'refresh', outcome: 'planned', message: `would run a ${plan.mode} refresh (${plan.reason})`, sql: plan.sql, before }], [], notes);
+    return report([{ object: display, action: 'refresh', outcome: 'planned', message: `would run ${plan.mode === 'incremental' ? 'an' : 'a'} ${plan.mode} refresh (${plan.reason})`, sql: plan.sql, before }], [], notes);
   }
 
   let client: PoolClient;

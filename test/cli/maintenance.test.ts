@@ -81,12 +81,14 @@ describe('maintenance commands', () => {
     expect(dry.stdout).toContain('REFRESH MATERIALIZED VIEW "public"."attempt_mv"');
   });
 
-  it('rejects a bad mode, an unknown table and incremental refresh with exit 3', async () => {
+  it('rejects a bad mode and an unknown table with exit 3; accepts mode incremental', async () => {
     expect(await cli(['refresh', '--mode', 'fast', ...url])).toEqual({ code: 3, stdout: '', stderr: 'attempt-ops: --mode must be one of concurrent, full, incremental\n' });
     expect(await cli(['analyze', '--tables', 'exam_results,students', ...url])).toEqual({
       code: 3, stdout: '', stderr: 'attempt-ops: --tables: unknown name students (known: exam_results, questions, attempt_mv)\n',
     });
-    expect(await cli(['refresh', '--mode', 'incremental', ...url])).toEqual({ code: 3, stdout: '', stderr: 'attempt-ops: incremental refresh is not available yet: use concurrent or full\n' });
+    const incremental = await cli(['refresh', '--mode', 'incremental', '--dry-run', ...url]);
+    expect(incremental).toMatchObject({ code: 0, stderr: '' });
+    expect(incremental.stdout).toMatch(/^planned +public\.attempt_mv +refresh +- +would run an incremental refresh \(converts the materialized view once/m);
   });
 
   it('analyze shows what it analyzed and skipped', async () => {

@@ -122,10 +122,19 @@ describe('maintenance handlers', () => {
     }
   });
 
-  it('refresh-mv refuses mode incremental as a configuration error', async () => {
-    const error = await refreshHandler({ mode: 'incremental' }, context).catch((e: unknown) => e);
-    expect(error).toMatchObject({ kind: 'config', message: 'incremental refresh is not available yet: use concurrent or full' });
-    expect(sentDatums()).toEqual([heartbeat('refresh-mv', 0)]);
+  it('refresh-mv accepts mode incremental: converts attempt_mv once, then refreshes only what changed, publishing like the other modes', async () => {
+    const first = (await refreshHandler({ mode: 'incremental' }, context)) as ActionsReport;
+    expect(first).toMatchObject({ job: 'refresh-mv', mode: 'incremental', status: 'ok' });
+    expect(first.actions.map((a) => a.action)).toEqual(['install change capture', 'convert to table', 'refresh']);
+    await db.admin.query(`INSERT INTO exam_results VALUES (7001, 'legacy-7001', '{"questionId": 2}', now())`);
+    cloudwatch.resetHistory();
+    const next = (await refreshHandler({ mode: 'incremental' }, context)) as ActionsReport;
+    expect(next.actions).toEqual([expect.objectContaining({ outcome: 'done', after: { populated: true, rows: 25, mode: 'incremental' } })]);
+    expect(sentDatums()).toEqual([
+      expect.objectContaining({ MetricName: 'attempt_mv_refresh_duration_ms' }),
+      expect.objectContaining({ MetricName: 'attempt_mv_row_count', Value: 25 }),
+      heartbeat('refresh-mv', 1),
+    ]);
   });
 
   it('analyze runs the tables a manual payload names and publishes their durations', async () => {

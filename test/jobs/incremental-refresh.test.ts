@@ -126,6 +126,7 @@ describe('incremental refresh: random workloads', () => {
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
     let kept = 0;
+    const reached = { renumbered: 0, nullStudent: 0 };
     try {
       for (let round = 1; round <= 8; round++) {
         // Act: each transaction holds one to three writes; one that would give two view rows one
@@ -146,14 +147,16 @@ describe('incremental refresh: random workloads', () => {
         expect({ seed, round, diff }).toEqual({ seed, round, diff: 0 });
         expect(report.actions[0]).toMatchObject({ outcome: 'done', after: { mode: 'incremental', rows: await count(db.admin, 'SELECT count(*) AS n FROM attempt_mv') } });
         expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt_ops.attempt_changes')).toBe(0);
+        if (await count(db.admin, 'SELECT count(*) AS n FROM attempt WHERE attempt_no > 1') > 0) reached.renumbered++;
+        if (await count(db.admin, 'SELECT count(*) AS n FROM attempt WHERE student_id IS NULL') > 0) reached.nullStudent++;
       }
     } finally {
       await client.end();
     }
     expect(kept).toBeGreaterThan(60);
     // The workload did reach the cases it is for.
-    expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt WHERE attempt_no > 1')).toBeGreaterThan(10);
-    expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt WHERE student_id IS NULL')).toBeGreaterThan(0);
+    expect(reached.renumbered).toBe(8);
+    expect(reached.nullStudent).toBeGreaterThan(0);
   });
 });
 

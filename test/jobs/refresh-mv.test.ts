@@ -170,10 +170,89 @@ describe('refresh-mv', () => {
     }
   });
 
-  it('rejects mode incremental before any SQL, as a configuration error', async () => {
-    const error = await runRefresh(jobDeps(noSqlPool), { mode: 'incremental' }).catch((e: unknown) => e);
+  it('rejects a fallback policy out of range before any SQL, as a configuration error', async () => {
+    const error = await runRefresh(jobDeps(noSqlPool), { mode: 'incremental', fallback: { fraction: 1.5 } }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AttemptOpsError);
-    expect(error).toMatchObject({ kind: 'config', message: 'incremental refresh is not available yet: use concurrent or full' });
+    expect(error).toMatchObject({ kind: 'config', message: 'fallback.fraction must be between 0 and 1' });
+  });
+
+  it('a dry run of mode incremental on the materialized view plans the one-time conversion and changes nothing', async () => {
+    // Prepare
+    const before = await catalogChecksum(db.admin);
+    const recorded = (await runs(db)).length;
+    // Act
+    const report = await runRefresh(jobDeps(pool), { mode: 'incremental', dryRun: true });
+    // Assess
+    expect(report).toMatchObject({ mode: 'incremental', dryRun: true, status: 'ok' });
+    expect(report.actions).toEqual([expect.objectContaining({ outcome: 'planned', message: expect.stringMatching(/^would run an incremental refresh \(converts the materialized view once/) })]);
+    expect(report.actions[0]!.sql).toContain('DROP MATERIALIZED VIEW "public"."attempt_mv"');
+    expect(await catalogChecksum(db.admin)).toBe(before);
+    expect(await runs(db)).toHaveLength(recorded);
+  });
+});
+
+describe('refresh-mv on the table-backed attempt_mv', () => {
+  let db: TestDatabase;
+  let pool: Pool;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedClean(db.admin);
+    await db.admin.query(opsSchemaSql());
+    await db.admin.query(attemptMvSql('public'));
+    pool = db.pool('refresh-mv');
+    await runRefresh(jobDeps(pool), { mode: 'incremental' });
+  });
+  afterAll(async () => db?.drop());
+
+  it('a dry run of mode concurrent plans a rebuild by DELETE and INSERT, not REFRESH MATERIALIZED VIEW', async () => {
+    const report = await runRefresh(jobDeps(pool), { dryRun: true });
+    expect(report.actions[0]).toMatchObject({ outcome: 'planned', message: expect.stringMatching(/^would run a full refresh \(table-backed copy/), before: { kind: 'table' } });
+    expect(report.actions[0]!.sql).toContain('DELETE FROM "public"."attempt_mv"');
+  });
+
+  it.each(['concurrent', 'full'] as const)('mode %s rebuilds it whole, equal to attempt, without locking out its readers', async (mode) => {
+    // Prepare: changes, and a reader inside a transaction that has read attempt_mv (a REFRESH
+    // MATERIALIZED VIEW would wait for it; a plain REFRESH would also make it wait).
+    await insertResult(db.admin, { id: 6001, student: 'legacy-6001', json: { questionId: 1, isCorrect: true } });
+    await db.admin.query('DELETE FROM exam_results WHERE id = 1013');
+    const reader = await holdLock(db.url, 'attempt_mv', 'ACCESS SHARE');
+    try {
+      // Act
+      const report = await runRefresh(jobDeps(pool), { mode, lockTimeoutMs: 1_000 });
+      // Assess
+      expect(report.actions[0]).toMatchObject({ outcome: 'done', after: { mode: 'full' }, message: expect.stringMatching(/table-backed copy/) });
+    } finally {
+      await reader.release();
+    }
+    expect(await count(db.admin, MV_EQUALS_VIEW)).toBe(0);
+    expect((await runs(db)).at(-1)).toMatchObject({ mode: 'full', outcome: 'success', details: expect.objectContaining({ requestedMode: mode }) });
+    expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt_ops.attempt_changes')).toBe(0);
+    // The incremental runs after it start from the rebuilt state.
+    await db.admin.query(`DELETE FROM exam_results WHERE student_id = 'legacy-6001'`);
+    expect((await runRefresh(jobDeps(pool), { mode: 'incremental' })).actions[0]).toMatchObject({ after: { mode: 'incremental' } });
+    expect(await count(db.admin, MV_EQUALS_VIEW)).toBe(0);
+  });
+
+  it('fails with a lock timeout while exam_results is locked, records it, and leaves the copy as it was', async () => {
+    // A run with nothing logged never reads exam_results: give it a change to apply.
+    await insertResult(db.admin, { id: 6002, student: 'legacy-6002', json: { questionId: 2 } });
+    const lock = await holdLock(db.url, 'exam_results');
+    try {
+      const error = await runRefresh(jobDeps(pool), { mode: 'incremental' }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ kind: 'lock-timeout' });
+      expect((await runs(db)).at(-1)).toMatchObject({ mode: 'incremental', outcome: 'failure', error: expect.stringMatching(/lock timeout/) });
+    } finally {
+      await lock.release();
+    }
+    expect(await count(db.admin, MV_EQUALS_VIEW)).toBe(1);
+    expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt_ops.attempt_changes')).toBe(1);
+    expect((await runRefresh(jobDeps(pool), { mode: 'incremental' })).actions[0]).toMatchObject({ after: { mode: 'incremental' } });
+    expect(await count(db.admin, MV_EQUALS_VIEW)).toBe(0);
+  });
+
+  it('mv_staleness and query_latency treat it as the populated attempt_mv', async () => {
+    const report = await runHealthCheck(jobDeps(pool), { checks: ['mv_staleness', 'query_latency'], dryRun: true });
+    expect(report.checks.map((c) => [c.name, c.status])).toEqual([['query_latency', 'ok'], ['mv_staleness', 'ok']]);
   });
 });
 
@@ -193,6 +272,11 @@ describe('refresh-mv before bootstrap', () => {
     await db.admin.query('CREATE MATERIALIZED VIEW attempt_mv AS SELECT * FROM attempt');
     const noIndex = await runRefresh(jobDeps(pool)).catch((e: unknown) => e);
     expect(noIndex).toMatchObject({ kind: 'missing-object', message: expect.stringMatching(/no unique index on id.*attempt-ops bootstrap --apply/) });
+
+    // A table of that name that is not our table-backed copy is never taken for one.
+    await db.admin.query('DROP MATERIALIZED VIEW attempt_mv; CREATE TABLE attempt_mv AS SELECT * FROM attempt; CREATE UNIQUE INDEX ON attempt_mv (id)');
+    const foreign = await runRefresh(jobDeps(pool), { mode: 'incremental' }).catch((e: unknown) => e);
+    expect(foreign).toMatchObject({ kind: 'missing-object', message: expect.stringMatching(/neither a materialized view nor attempt-ops' table-backed copy \(relkind r\)/) });
     expect(await count(db.admin, `SELECT count(*) AS n FROM attempt_ops.job_runs`)).toBe(0);
   });
 });
