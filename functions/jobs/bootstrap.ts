@@ -13,6 +13,11 @@
  * time left, and a job_runs row that mv_staleness reads, so the new view is neither unreadable
  * nor reported stale until the next scheduled refresh.
  *
+ * Once an incremental refresh has converted attempt_mv into its table-backed copy, that table is
+ * attempt_mv as far as bootstrap goes: it exists and is populated, its indexes and grant are
+ * checked as before, and nothing converts it back. Its change capture is refresh-mv's own to
+ * install, since a capture reinstalled without a rebuild would hide the changes it missed.
+ *
  * The exam_results index is built CONCURRENTLY (writers keep writing), which cannot run inside a
  * transaction block, so it runs alone, on its own session. A failed concurrent build leaves an
  * INVALID index behind under the same name, which IF NOT EXISTS would then take for done: such an
@@ -22,6 +27,7 @@ import { OPS_SCHEMA, REPORT_VERSION, overallStatus, type ActionReport, type Boot
 import { AttemptOpsError, classifyDbError, oneLine } from '../db/errors.ts';
 import { qualified, quoteIdent } from '../db/identifiers.ts';
 import { inTransaction, type PoolClient } from '../db/pool.ts';
+import { TABLE_COPY_COMMENT } from '../sql/incremental.ts';
 import {
   ATTEMPT_MV_ID_INDEX, ATTEMPT_MV_STUDENT_INDEX, COMPLETED_AT_INDEX, JOB_RUNS, METRIC_STATE,
   attemptMvCreateSql, attemptMvIdIndexSql, attemptMvStudentIndexSql, completedAtIndexSql,
@@ -51,6 +57,8 @@ export interface CatalogState {
   metricState: boolean;
   attemptKind: string | null;
   mvKind: string | null;
+  /** attempt_mv is the table-backed copy that incremental refreshes keep (always populated). */
+  mvTableCopy: boolean;
   mvPopulated: boolean;
   mvIdIndex: string | null;
   mvStudentIndex: string | null;
@@ -65,7 +73,7 @@ export interface CatalogState {
 
 type CatalogRow = {
   ops_schema: boolean; job_runs: boolean; job_runs_index: boolean; metric_state: boolean;
-  attempt_kind: string | null; mv_kind: string | null; mv_populated: boolean | null;
+  attempt_kind: string | null; mv_kind: string | null; mv_table_copy: boolean | null; mv_populated: boolean | null;
   mv_id_index: string | null; mv_student_index: string | null; exam_results: boolean;
   completed_named_valid: boolean | null; completed_other: string | null; role_exists: boolean; mv_granted: boolean | null;
 };
@@ -91,6 +99,7 @@ export async function readCatalog(deps: JobDeps): Promise<CatalogState> {
               (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($5)) AS attempt_kind,
               (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($6)) AS mv_kind,
               (SELECT relispopulated FROM pg_class WHERE oid = to_regclass($6)) AS mv_populated,
+              (SELECT relkind = 'r' AND obj_description(oid, 'pg_class') = $10 FROM pg_class WHERE oid = to_regclass($6)) AS mv_table_copy,
               ${indexOnSql('$6', "ARRAY['id']", true, true)} AS mv_id_index,
               ${indexOnSql('$6', "ARRAY['student_id', 'completed_at']", false, false)} AS mv_student_index,
               to_regclass($7) IS NOT NULL AS exam_results,
@@ -102,7 +111,7 @@ export async function readCatalog(deps: JobDeps): Promise<CatalogState> {
       [
         OPS_SCHEMA, JOB_RUNS, `${quoteIdent(OPS_SCHEMA)}.job_runs_job_started_idx`, METRIC_STATE,
         qualified(deps.schema, 'attempt'), mv, qualified(deps.schema, 'exam_results'),
-        qualified(deps.schema, COMPLETED_AT_INDEX), deps.appRole,
+        qualified(deps.schema, COMPLETED_AT_INDEX), deps.appRole, TABLE_COPY_COMMENT,
       ],
     );
     const r = rows[0]!;
@@ -113,7 +122,8 @@ export async function readCatalog(deps: JobDeps): Promise<CatalogState> {
       metricState: r.metric_state,
       attemptKind: r.attempt_kind,
       mvKind: r.mv_kind,
-      mvPopulated: r.mv_populated === true,
+      mvTableCopy: r.mv_table_copy === true,
+      mvPopulated: r.mv_populated === true || r.mv_table_copy === true,
       mvIdIndex: r.mv_id_index,
       mvStudentIndex: r.mv_student_index,
       examResults: r.exam_results,
@@ -152,12 +162,13 @@ export function planBootstrap(c: CatalogState, schema: string, appRole: string):
 
   const mv = `${schema}.attempt_mv`;
   let mvBlocked: string | null = null;
-  if (c.mvKind !== null && c.mvKind !== 'm') mvBlocked = `${mv} exists but is not a materialized view (relkind ${c.mvKind}): drop or rename it first`;
+  if (c.mvKind !== null && c.mvKind !== 'm' && !c.mvTableCopy) mvBlocked = `${mv} exists but is not a materialized view (relkind ${c.mvKind}): drop or rename it first`;
   else if (c.mvKind === null && c.attemptKind === null) mvBlocked = `${schema}.attempt does not exist: restore the view first (attempt-ops remediate recreate-view --apply)`;
-  const mvExists = c.mvKind === 'm';
+  const mvExists = c.mvKind === 'm' || c.mvTableCopy;
   add({
     object: mv, action: 'create materialized view', state: mvBlocked ? 'blocked' : mvExists ? 'exists' : 'missing',
-    message: mvBlocked ?? (mvExists ? 'materialized view exists' : `copy of ${schema}.attempt, created empty and populated below`), sql: [attemptMvCreateSql(schema)],
+    message: mvBlocked ?? (c.mvTableCopy ? 'table-backed copy exists (kept by incremental refresh)' : mvExists ? 'materialized view exists' : `copy of ${schema}.attempt, created empty and populated below`),
+    sql: [attemptMvCreateSql(schema)],
   });
   const onMv = (present: string | null, action: string, name: string, sql: string, why: string) =>
     add({

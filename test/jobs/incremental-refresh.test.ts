@@ -8,6 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttemptOpsError } from '../../functions/db/errors.ts';
 import type { Pool } from '../../functions/db/pool.ts';
+import { runBootstrap } from '../../functions/jobs/bootstrap.ts';
 import { executeJob } from '../../functions/jobs/execute.ts';
 import { runHealthCheck } from '../../functions/jobs/health-check.ts';
 import { runRefresh } from '../../functions/jobs/refresh-mv.ts';
@@ -382,5 +383,21 @@ describe('incremental refresh', () => {
     expect(report.actions[0]).toMatchObject({ after: { mode: 'full' }, message: expect.stringMatching(/change capture is missing/) });
     expect(await count(db.admin, DIFF)).toBe(0);
     expect(await count(db.admin, `SELECT count(*) AS n FROM pg_trigger WHERE tgname LIKE 'attempt_ops_capture_%'`)).toBe(8);
+  });
+
+  it('bootstrap takes the table-backed copy for attempt_mv: in place, populated, and its indexes kept', async () => {
+    // Prepare: bootstrap runs at every deploy, long after the conversion.
+    await db.admin.query('DROP INDEX attempt_mv_student_completed_idx');
+    // Act
+    const report = await runBootstrap(jobDeps(pool), { apply: true });
+    // Assess
+    expect(report.status).toBe('ok');
+    const outcome = (action: string) => report.actions.find((a) => a.object.startsWith('public.attempt_mv') && a.action === action);
+    expect(outcome('create materialized view')).toMatchObject({ outcome: 'exists', message: expect.stringMatching(/table-backed copy exists/) });
+    expect(outcome('populate')).toMatchObject({ outcome: 'exists' });
+    expect(outcome('create index')).toMatchObject({ outcome: 'done' });
+    expect(await count(db.admin, `SELECT count(*) AS n FROM pg_class WHERE relname = 'attempt_mv' AND relkind = 'r'`)).toBe(1);
+    expect(await count(db.admin, `SELECT count(*) AS n FROM pg_indexes WHERE tablename = 'attempt_mv'`)).toBe(2);
+    expect((await runRefresh(jobDeps(pool), { mode: 'incremental' })).actions[0]).toMatchObject({ outcome: 'done', after: { mode: 'incremental' } });
   });
 });
