@@ -15,6 +15,8 @@ export const BLOCKED_SQL = `
          pg_blocking_pids(a.pid) AS "blockedBy"
     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
    WHERE NOT l.granted AND l.locktype IN ('relation', 'tuple')
+     -- Relation oids repeat across databases: only this database's locks are about our tables.
+     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
      AND l.relation = ANY (SELECT to_regclass(n) FROM unnest($1::text[]) n)
      AND l.waitstart < now() - make_interval(secs => $2)
    ORDER BY l.waitstart`;

@@ -3,7 +3,8 @@ import type { HealthCheck } from './types.ts';
 
 /**
  * Queries on attempt (or attempt_mv) active past the limit, from other client sessions: never our
- * own (application_name attempt-ops/...) and never autovacuum (not a client backend).
+ * own (application_name attempt-ops/...), never autovacuum (not a client backend), and only in
+ * this database: another database's `attempt` is not ours.
  * `\mattempt(_mv)?\M` matches the relation names as words, so attempt_ops.* queries do not count.
  */
 export const LONG_RUNNING_SQL = `
@@ -11,6 +12,7 @@ export const LONG_RUNNING_SQL = `
          round(extract(epoch FROM now() - query_start)::numeric, 1)::float8 AS "runningSeconds"
     FROM pg_stat_activity
    WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+     AND datname = current_database()
      AND application_name NOT LIKE 'attempt-ops/%'
      AND query ~* '\\mattempt(_mv)?\\M'
      AND query_start < now() - make_interval(secs => $1)

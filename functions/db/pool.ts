@@ -75,14 +75,11 @@ export interface TransactionOptions {
 }
 
 /**
- * Run fn in one transaction on one client. A client that failed at the connection level is
- * destroyed rather than returned to the pool.
+ * Run fn on one dedicated client outside any transaction (CREATE INDEX CONCURRENTLY, advisory
+ * locks). A client whose backend died, or that fn says is spoilt, is destroyed rather than
+ * returned to the pool.
  */
-export async function inTransaction<T>(
-  pool: pg.Pool,
-  options: TransactionOptions,
-  fn: (client: pg.PoolClient) => Promise<T>,
-): Promise<T> {
+export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient, spoil: (err: Error) => void) => Promise<T>): Promise<T> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -92,61 +89,47 @@ export async function inTransaction<T>(
   let broken: Error | undefined;
   // A checked-out client whose backend dies emits 'error'; unheard, it would crash the process.
   // The failing query rejects anyway, so the error is only remembered to destroy the client.
-  const onError = (err: Error) => {
-    broken = err;
+  const spoil = (err: Error) => {
+    broken ??= err;
   };
-  client.on('error', onError);
+  client.on('error', spoil);
   try {
-    await client.query(options.readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
-    if (options.statementTimeoutMs !== undefined) {
-      await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.round(options.statementTimeoutMs))}`);
-    }
-    if (options.lockTimeoutMs !== undefined) {
-      await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs))}`);
-    }
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
+    return await fn(client, spoil);
   } catch (err) {
-    try {
-      await client.query('ROLLBACK');
-    } catch (rollbackError) {
-      broken = rollbackError as Error;
-    }
+    const code = (err as { code?: string }).code ?? '';
+    // A connection-level failure leaves the session in an unknown state: never reuse it.
+    if (code.startsWith('08') || code.startsWith('57P') || !code) spoil(err as Error);
     throw err;
   } finally {
-    client.off('error', onError);
+    client.off('error', spoil);
     client.release(broken);
   }
 }
 
-/**
- * Run fn on one dedicated client outside any transaction (CREATE INDEX CONCURRENTLY, advisory
- * locks), with the same care as inTransaction: a client whose backend died is destroyed.
- */
-export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  let client: pg.PoolClient;
-  try {
-    client = await pool.connect();
-  } catch (err) {
-    throw classifyDbError(err);
-  }
-  let broken: Error | undefined;
-  const onError = (err: Error) => {
-    broken = err;
-  };
-  client.on('error', onError);
-  try {
-    return await fn(client);
-  } catch (err) {
-    const code = (err as { code?: string }).code ?? '';
-    // A connection-level failure leaves the session in an unknown state: never reuse it.
-    if (code.startsWith('08') || code.startsWith('57P') || !code) broken ??= err as Error;
-    throw err;
-  } finally {
-    client.off('error', onError);
-    client.release(broken);
-  }
+/** Run fn in one transaction on one client, with SET LOCAL timeouts that end with it. */
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  options: TransactionOptions,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  return withClient(pool, async (client, spoil) => {
+    try {
+      await client.query(options.readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
+      if (options.statementTimeoutMs !== undefined) {
+        await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.round(options.statementTimeoutMs))}`);
+      }
+      if (options.lockTimeoutMs !== undefined) {
+        await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs))}`);
+      }
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      // A session that cannot even roll back is not handed out again.
+      await client.query('ROLLBACK').catch(spoil);
+      throw err;
+    }
+  });
 }
 
 /**

@@ -236,12 +236,18 @@ describe('runbook section 3: statistics, locks, long queries, connections, laten
   it('long_running is a warning for a query on attempt past the limit, never for our own sessions', async () => {
     const d = await fresh();
     const other = await connect(d);
-    const running = other.query('SELECT pg_sleep(3), count(*) FROM attempt');
+    const pid = (await other.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    // Long enough to outlast the check on a loaded machine; cancelled once seen.
+    const running = other.query('SELECT pg_sleep(30), count(*) FROM attempt').catch(() => undefined);
     await new Promise((r) => setTimeout(r, 1200));
-    const { report, check } = await run(d, 'long_running', { settings: { longRunningSeconds: 1 } });
-    expectReported(report, check, 'long_running', 'warning', 1);
-    expect((check.details[0] as { query: string }).query).toContain('pg_sleep(3)');
-    await running;
+    try {
+      const { report, check } = await run(d, 'long_running', { settings: { longRunningSeconds: 1 } });
+      expectReported(report, check, 'long_running', 'warning', 1);
+      expect((check.details[0] as { query: string }).query).toContain('pg_sleep(30)');
+    } finally {
+      await d.admin.query('SELECT pg_cancel_backend($1)', [pid]);
+      await running;
+    }
   });
 
   it('connections is critical past 100 client connections', async () => {

@@ -60,11 +60,16 @@ describe('health check as the monitor role', () => {
     const other = new pg.Client({ connectionString: db.url });
     await other.connect();
     try {
-      const running = other.query('SELECT pg_sleep(2), count(*) FROM attempt');
+      const pid = (await other.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+      const running = other.query('SELECT pg_sleep(30), count(*) FROM attempt').catch(() => undefined);
       await new Promise((r) => setTimeout(r, 1200));
-      const report = await runHealthCheck({ pool, target: 'monitor', schema: 'public', appRole: 'seedtest_user' }, { checks: ['long_running'], settings: { longRunningSeconds: 1 } });
-      expect(report.checks[0]).toMatchObject({ status: 'warning', value: 1 });
-      await running;
+      try {
+        const report = await runHealthCheck({ pool, target: 'monitor', schema: 'public', appRole: 'seedtest_user' }, { checks: ['long_running'], settings: { longRunningSeconds: 1 } });
+        expect(report.checks[0]).toMatchObject({ status: 'warning', value: 1 });
+      } finally {
+        await db.admin.query('SELECT pg_cancel_backend($1)', [pid]);
+        await running;
+      }
     } finally {
       await other.end();
     }

@@ -214,13 +214,18 @@ describe('slow-queries (runbook section 3)', () => {
     const d = await fresh();
     const other = await session(d.url, 'etl');
     sessions.push(other);
-    const running = other.client.query('SELECT pg_sleep(3), count(*) FROM attempt').catch(() => undefined);
+    // Long enough to outlast a slow diagnosis on a loaded machine; cancelled once seen.
+    const running = other.client.query('SELECT pg_sleep(30), count(*) FROM attempt').catch(() => undefined);
     await new Promise((r) => setTimeout(r, 1200));
-    const r = await diagnose(d, 'slow-queries', { settings: { longRunningSeconds: 1 } });
-    const long = find(r, 'long_running');
-    expect(long).toMatchObject({ status: 'warning', check: 'long_running' });
-    expect(long.data.queries).toEqual([expect.objectContaining({ pid: other.pid, application: 'etl', query: expect.stringContaining('pg_sleep(3)') })]);
-    await running;
+    try {
+      const r = await diagnose(d, 'slow-queries', { settings: { longRunningSeconds: 1 } });
+      const long = find(r, 'long_running');
+      expect(long).toMatchObject({ status: 'warning', check: 'long_running' });
+      expect(long.data.queries).toEqual([expect.objectContaining({ pid: other.pid, application: 'etl', query: expect.stringContaining('pg_sleep(30)') })]);
+    } finally {
+      await d.admin.query('SELECT pg_cancel_backend($1)', [other.pid]);
+      await running;
+    }
   });
 
   it('names a sort spilling to disk, and bounds the EXPLAIN with a statement timeout', async () => {
