@@ -25,7 +25,8 @@ import { AttemptOpsError, ConfigError, classifyDbError, oneLine } from '../db/er
 import { qualified } from '../db/identifiers.ts';
 import type { PoolClient } from '../db/pool.ts';
 import {
-  CAPTURED_TABLES, CAPTURE_TRIGGERS, COPY_BUILD_NAME, TABLE_COPY_COMMENT, captureInstallSql, createCopySql, fullRebuildSql, incrementalSql, swapSql,
+  CAPTURED_TABLES, CAPTURE_TRIGGERS, COPY_BUILD_NAME, STUDENT_INDEX, TABLE_COPY_COMMENT,
+  captureInstallSql, createCopySql, fullRebuildSql, incrementalSql, studentIndexSql, swapSql,
 } from '../sql/incremental.ts';
 import { JOB_RUNS } from '../sql/ops-schema.ts';
 import { applyTimeouts, longStatement, type StatementTimeouts } from './analyze.ts';
@@ -69,6 +70,12 @@ export interface MvState {
   tableCopy: boolean;
   /** Every change-capture trigger is in place and enabled on exam_results and questions. */
   captureInstalled: boolean;
+  /**
+   * An index on exam_results leading with student_id, either without a predicate or ours (whose
+   * predicate is the view's WHERE): valid, only an INVALID leftover of ours, or none. Read from
+   * pg_index alone: pg_get_expr would wait for a lock on exam_results.
+   */
+  studentIndex: 'valid' | 'invalid' | null;
 }
 
 /** What one refresh did. */
@@ -90,6 +97,8 @@ export interface ExecContext {
   relation: string;
   fallback: FallbackPolicy;
   transaction<T>(isolation: 'read committed' | 'repeatable read', fn: (step: StepContext) => Promise<T>): Promise<T>;
+  /** Statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY), on a session of their own. */
+  alone(statements: readonly string[]): Promise<void>;
 }
 
 /** The statements one refresh runs, and the refresh that really runs. */
@@ -131,12 +140,14 @@ const CONVERT_REASON =
  * moment the capture commits, every change is logged; the copy is built in a later snapshot, so
  * nothing falls between the two.
  */
-function convertPlan(relation: string, schema: string): RefreshPlan {
+function convertPlan(relation: string, schema: string, mv: MvState): RefreshPlan {
+  const index = indexStep(schema, mv);
   return {
     mode: 'incremental',
     reason: CONVERT_REASON,
-    sql: [...captureInstallSql(schema), createCopySql(schema, COPY_BUILD_NAME), `INSERT INTO ${qualified(schema, COPY_BUILD_NAME)} SELECT ... (the view's SELECT)`, ...swapSql(schema, COPY_BUILD_NAME)],
+    sql: [...index.sql, ...captureInstallSql(schema), createCopySql(schema, COPY_BUILD_NAME), `INSERT INTO ${qualified(schema, COPY_BUILD_NAME)} SELECT ... (the view's SELECT)`, ...swapSql(schema, COPY_BUILD_NAME)],
     run: async (ctx) => {
+      const indexed = await index.run(ctx);
       const captureSql: string[] = [];
       const t0 = performance.now();
       await ctx.transaction('read committed', (step) => installCapture(step, captureSql));
@@ -150,6 +161,7 @@ function convertPlan(relation: string, schema: string): RefreshPlan {
         rows: converted.rows,
         sql: converted.sql,
         before: [
+          ...indexed,
           { object: `${schema}.exam_results, ${schema}.questions`, action: 'install change capture', outcome: 'done', message: 'statement-level triggers log the students and questions each write touches into attempt_ops.attempt_changes', sql: captureSql, durationMs: Math.round(t1 - t0) },
           {
             object: display, action: 'convert to table', outcome: 'done',
@@ -163,7 +175,44 @@ function convertPlan(relation: string, schema: string): RefreshPlan {
   };
 }
 
-function incrementalPlan(relation: string, schema: string, captureInstalled: boolean): RefreshPlan {
+function incrementalPlan(relation: string, schema: string, mv: MvState): RefreshPlan {
+  const plan = incrementalOnTable(relation, schema, mv.captureInstalled);
+  const index = indexStep(schema, mv);
+  if (index.sql.length === 0) return plan;
+  return {
+    ...plan,
+    sql: [...index.sql, ...plan.sql],
+    run: async (ctx) => {
+      const indexed = await index.run(ctx);
+      const ran = await plan.run!(ctx);
+      return { ...ran, before: [...indexed, ...(ran.before ?? [])] };
+    },
+  };
+}
+
+/**
+ * The index the incremental path reads exam_results through, built when it is missing (the
+ * conversion, or someone dropped it): CONCURRENTLY, on its own session, before the refresh's
+ * transaction, so writers keep writing. The advisory lock keeps a second builder away.
+ */
+function indexStep(schema: string, mv: MvState): { sql: string[]; run: (ctx: ExecContext) => Promise<ActionReport[]> } {
+  if (mv.studentIndex === 'valid') return { sql: [], run: async () => [] };
+  const sql = studentIndexSql(schema, mv.studentIndex === 'invalid');
+  return {
+    sql,
+    run: async (ctx) => {
+      const t0 = performance.now();
+      await ctx.alone(sql);
+      return [{
+        object: `${schema}.${STUDENT_INDEX}`, action: 'create index', outcome: 'done',
+        message: "runbook section 3's index on exam_results (student_id, completed_at): each incremental refresh reads the touched students through it (built CONCURRENTLY)",
+        sql, durationMs: Math.round(performance.now() - t0),
+      }];
+    },
+  };
+}
+
+function incrementalOnTable(relation: string, schema: string, captureInstalled: boolean): RefreshPlan {
   if (!captureInstalled) {
     const rebuild = tableRebuildPlan(relation, schema);
     const reason = 'the change capture is missing: installed again, and the copy rebuilt since changes may have gone unlogged';
@@ -228,7 +277,7 @@ const REFRESHERS: Record<RefreshMode, Refresher> = {
         : { mode: 'full', reason: 'as asked: readers of attempt_mv wait until it commits', sql: [`REFRESH MATERIALIZED VIEW ${relation}`] },
   },
   incremental: {
-    plan: (relation, mv, schema) => (mv.tableCopy ? incrementalPlan(relation, schema, mv.captureInstalled) : convertPlan(relation, schema)),
+    plan: (relation, mv, schema) => (mv.tableCopy ? incrementalPlan(relation, schema, mv) : convertPlan(relation, schema, mv)),
   },
 };
 
@@ -243,6 +292,7 @@ export async function inspectMv(deps: JobDeps): Promise<MvState> {
   try {
     const { rows } = await deps.pool.query<{
       kind: string | null; populated: boolean | null; unique_index: string | null; has_job_runs: boolean; table_copy: boolean | null; triggers: number;
+      student_index: boolean; student_index_invalid: boolean;
     }>(
       `SELECT c.relkind::text AS kind, c.relispopulated AS populated,
               (SELECT i.indexrelid::regclass::text FROM pg_index i
@@ -251,11 +301,16 @@ export async function inspectMv(deps: JobDeps): Promise<MvState> {
               to_regclass($2) IS NOT NULL AS has_job_runs,
               c.relkind = 'r' AND obj_description(c.oid, 'pg_class') = $3 AS table_copy,
               (SELECT count(*)::int FROM pg_trigger t
-                WHERE t.tgrelid = ANY (ARRAY[to_regclass($4), to_regclass($5)]) AND t.tgname = ANY ($6::text[]) AND t.tgenabled <> 'D') AS triggers
+                WHERE t.tgrelid = ANY (ARRAY[to_regclass($4), to_regclass($5)]) AND t.tgname = ANY ($6::text[]) AND t.tgenabled <> 'D') AS triggers,
+              EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass($4) AND i.indisvalid AND i.indisready AND i.indkey[0] =
+                        (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attname = 'student_id')
+                        AND (i.indpred IS NULL OR i.indexrelid = to_regclass($7))) AS student_index,
+              EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = to_regclass($7) AND NOT (i.indisvalid AND i.indisready)) AS student_index_invalid
          FROM (SELECT to_regclass($1) AS oid) r LEFT JOIN pg_class c ON c.oid = r.oid`,
       [
         qualified(deps.schema, 'attempt_mv'), JOB_RUNS, TABLE_COPY_COMMENT,
         qualified(deps.schema, CAPTURED_TABLES[0]), qualified(deps.schema, CAPTURED_TABLES[1]), CAPTURE_TRIGGERS,
+        qualified(deps.schema, STUDENT_INDEX),
       ],
     );
     const r = rows[0]!;
@@ -266,6 +321,7 @@ export async function inspectMv(deps: JobDeps): Promise<MvState> {
       hasJobRuns: r.has_job_runs,
       tableCopy: r.table_copy === true,
       captureInstalled: r.triggers === CAPTURED_TABLES.length * CAPTURE_TRIGGERS.length,
+      studentIndex: r.student_index ? 'valid' : r.student_index_invalid ? 'invalid' : null,
     };
   } catch (err) {
     throw classifyDbError(err, 'inspecting attempt_mv');
@@ -411,6 +467,7 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
       transaction(client, isolation, options, deps.remainingMs, (rollbackErr) => {
         broken = rollbackErr;
       }, (t) => fn({ client, schema: deps.schema, statementTimeoutMs: t.statementTimeoutMs })),
+    alone: (statements) => runAlone(deps, statements, options),
   };
   try {
     const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [REFRESH_LOCK_KEY]);
@@ -463,6 +520,26 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
     client.off('error', onError);
     // A session that may still hold the advisory lock is dropped: the server releases it then.
     client.release(broken);
+  }
+}
+
+/** Each statement in autocommit on a session dropped afterwards, so its SETs die with it. */
+async function runAlone(deps: JobDeps, statements: readonly string[], requested: Partial<StatementTimeouts>): Promise<void> {
+  let c: PoolClient;
+  try {
+    c = await deps.pool.connect();
+  } catch (err) {
+    throw classifyDbError(err, 'refresh');
+  }
+  // A checked-out client whose backend dies emits 'error'; unheard, it would crash the process.
+  const ignore = () => undefined;
+  c.on('error', ignore);
+  try {
+    const t = await applyTimeouts(c, 'SESSION', requested, REFRESH_STATEMENT_TIMEOUT_MS, deps.remainingMs);
+    for (const s of statements) await c.query(longStatement(s, t.statementTimeoutMs));
+  } finally {
+    c.off('error', ignore);
+    c.release(true);
   }
 }
 

@@ -35,6 +35,21 @@ export const CAPTURED_TABLES = ['exam_results', 'questions'] as const;
 export const CAPTURE_EVENTS = ['insert', 'update', 'delete', 'truncate'] as const;
 export const CAPTURE_TRIGGERS = CAPTURE_EVENTS.map((e) => `attempt_ops_capture_${e}`);
 
+/**
+ * Runbook section 3's medium-term index, the one `remediate create-indexes` makes too: the
+ * incremental refresh reads each touched student's results through it. Without it every run scans
+ * exam_results, and costs what the table costs again.
+ */
+export const STUDENT_INDEX = 'idx_exam_results_student_completed';
+
+/** CONCURRENTLY: writers keep writing while it builds; an INVALID leftover of a failed build is dropped first. */
+export function studentIndexSql(schema: string, invalidLeftover: boolean): string[] {
+  return [
+    ...(invalidLeftover ? [`DROP INDEX CONCURRENTLY IF EXISTS ${qualified(schema, STUDENT_INDEX)}`] : []),
+    `CREATE INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(STUDENT_INDEX)} ON ${qualified(schema, 'exam_results')} (student_id, completed_at) WHERE (result_json->>'questionId') IS NOT NULL`,
+  ];
+}
+
 /** The name the copy is built under before it takes attempt_mv's place. */
 export const COPY_BUILD_NAME = 'attempt_mv_build';
 

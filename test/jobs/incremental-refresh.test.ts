@@ -98,7 +98,7 @@ describe('incremental refresh: random workloads', () => {
     };
     await insertRows(db.admin, 200, false, false);
     const conversion = await runRefresh(jobDeps(pool), { mode: 'incremental' });
-    expect(conversion.actions.map((a) => a.action)).toEqual(['install change capture', 'convert to table', 'refresh']);
+    expect(conversion.actions.map((a) => a.action)).toEqual(['create index', 'install change capture', 'convert to table', 'refresh']);
     expect(await count(db.admin, DIFF)).toBe(0);
 
     const nth = `(SELECT ctid FROM exam_results ORDER BY completed_at OFFSET $1 LIMIT 1)`;
@@ -193,8 +193,9 @@ describe('incremental refresh', () => {
     // Act
     const { report } = await executeJob({ job: 'refresh-mv', target: 'test', sink, dryRun: false, log: silentLogger, run: () => runRefresh(jobDeps(pool), { mode: 'incremental' }) });
     // Assess
-    expect(report.actions.map((a) => [a.action, a.outcome])).toEqual([['install change capture', 'done'], ['convert to table', 'done'], ['refresh', 'done']]);
-    expect(report.actions[1]!.message).toMatch(/brief ACCESS EXCLUSIVE lock/);
+    expect(report.actions.map((a) => [a.action, a.outcome])).toEqual([['create index', 'done'], ['install change capture', 'done'], ['convert to table', 'done'], ['refresh', 'done']]);
+    expect(report.actions[2]!.message).toMatch(/brief ACCESS EXCLUSIVE lock/);
+    expect(await count(db.admin, `SELECT count(*) AS n FROM pg_index WHERE indexrelid = 'idx_exam_results_student_completed'::regclass AND indisvalid`)).toBe(1);
     const { rows: rel } = await db.admin.query(
       `SELECT c.relkind::text AS kind, pg_get_userbyid(c.relowner) = current_user AS own,
               has_table_privilege('seedtest_user', c.oid, 'SELECT') AS app_select,
