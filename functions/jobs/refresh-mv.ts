@@ -228,7 +228,9 @@ function incrementalOnTable(relation: string, schema: string, captureInstalled: 
       },
     };
   }
-  const q = incrementalSql(schema, relation, 150000);
+  // Only for the plan's listing: the run writes the statements with the server's own version,
+  // which decides how the questionId cast is checked.
+  const q = incrementalSql(schema, relation, 160000);
   return {
     mode: 'incremental',
     reason: 'only the students whose results or questions changed since the last run',
