@@ -78,13 +78,22 @@ export interface ServerStatements {
   reset(): Promise<void>;
   /** Execution plus planning time of this database's statements since the reset (ms). */
   totalMs(): Promise<number | null>;
+  /** The n statements that took longest since the reset: where a run's time goes. */
+  top(n: number): Promise<StatementTime[]>;
+}
+
+export interface StatementTime {
+  /** Normalised text, whitespace collapsed. */
+  query: string;
+  calls: number;
+  ms: number;
 }
 
 const THIS_DB = `(SELECT oid FROM pg_database WHERE datname = current_database())`;
 
 /** pg_stat_statements for the bench database, if the server preloads it; our own probes are left out. */
 export async function serverStatements(admin: pg.Client): Promise<ServerStatements> {
-  const unavailable = (reason: string): ServerStatements => ({ available: false, reason, reset: async () => undefined, totalMs: async () => null });
+  const unavailable = (reason: string): ServerStatements => ({ available: false, reason, reset: async () => undefined, totalMs: async () => null, top: async () => [] });
   const { rows } = await admin.query<{ preload: string; version: number }>(
     `SELECT current_setting('shared_preload_libraries') AS preload, current_setting('server_version_num')::int AS version`,
   );
@@ -109,6 +118,14 @@ export async function serverStatements(admin: pg.Client): Promise<ServerStatemen
         `SELECT sum(${time})::float8 AS ms FROM pg_stat_statements WHERE dbid = ${THIS_DB} AND query NOT LIKE '%pg_stat_statements%'`,
       );
       return r.rows[0]?.ms ?? 0;
+    },
+    async top(n) {
+      const r = await admin.query<{ query: string; calls: string; ms: number }>(
+        `SELECT query, calls, (${time})::float8 AS ms FROM pg_stat_statements
+          WHERE dbid = ${THIS_DB} AND query NOT LIKE '%pg_stat_statements%' ORDER BY ms DESC LIMIT $1`,
+        [n],
+      );
+      return r.rows.map((x) => ({ query: x.query.replace(/\s+/g, ' ').trim(), calls: Number(x.calls), ms: x.ms }));
     },
   };
 }

@@ -10,7 +10,7 @@ import { runRefresh } from '../functions/jobs/refresh-mv.ts';
 import type { Logger } from '../functions/runtime/log.ts';
 import { insertDelta, type DatasetSpec } from './dataset.ts';
 import { runJob, type CountingCloudWatch, type MeteredDeps, type PutMetricDataCount } from './jobs.ts';
-import type { ServerStatements } from './meter.ts';
+import type { ServerStatements, StatementTime } from './meter.ts';
 import { ratio, summarize, type Samples } from './stats.ts';
 
 export const NOT_AVAILABLE = 'n/a (not available yet)';
@@ -36,6 +36,8 @@ export interface RefreshModeFigures {
   published: PutMetricDataCount | null;
   /** The last run's status. */
   status: string | null;
+  /** The last run's costliest statements (pg_stat_statements; empty without it). */
+  topStatements: StatementTime[];
 }
 
 export interface RefreshFigures {
@@ -53,6 +55,8 @@ export interface RefreshOptions {
   /** Compare attempt_mv with the view after the incremental runs (two passes over the view). */
   verifyIncremental: boolean;
 }
+
+const TOP_STATEMENTS = 5;
 
 /** Plain first: CONCURRENTLY then diffs against a freshly written attempt_mv, as it would every hour. */
 const ORDER: readonly RefreshMode[] = ['full', 'concurrent', 'incremental'];
@@ -83,7 +87,7 @@ async function measureMode(
 ): Promise<RefreshModeFigures> {
   const empty: RefreshModeFigures = {
     mode, available: true, unavailable: null, ranAs: [], lastMessage: null, insertMs: null, wallMs: null, dbMs: null, serverMs: null,
-    deltaRows: 0, lateRows: 0, differingRows: null, published: null, status: null,
+    deltaRows: 0, lateRows: 0, differingRows: null, published: null, status: null, topStatements: [],
   };
   if (mode === 'incremental') {
     // Untimed: the first incremental run catches up with everything the other modes' deltas left
@@ -110,6 +114,7 @@ async function measureMode(
     await server.reset();
     const run = await runJob('refresh-mv', m, cw, (deps) => runRefresh(deps, { mode }), log);
     const s = await server.totalMs();
+    figures.topStatements = await server.top(TOP_STATEMENTS);
     wall.push(run.wallMs);
     db.push(run.dbMs);
     if (s !== null) srv.push(s);

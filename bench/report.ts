@@ -178,7 +178,14 @@ function refreshSection(r: BenchResult): string {
       med(m.wallMs), med(m.dbMs), ...(server ? [med(m.serverMs)] : []), String(m.wallMs?.samples.length ?? 0), [...new Set(m.ranAs)].join(', '), med(m.insertMs), notes];
   });
   rows.push(['ratio: CONCURRENTLY / incremental', times(r.refresh.incrementalVsConcurrent), '', ...(server ? [''] : []), '', '', '', `target ≥ ${TARGETS.incrementalVsConcurrent}×`]);
-  return table(head, rows);
+  const incremental = r.refresh.modes.find((m) => m.mode === 'incremental' && m.topStatements.length > 0);
+  const where = incremental
+    ? `\n\nWhere the last incremental run's time went (pg_stat_statements, its costliest statements):\n\n${table(
+        ['statement', 'calls', 'time'],
+        incremental.topStatements.map((t) => [`\`${truncate(t.query, 150).replace(/`/g, "'")}\``, String(t.calls), ms(t.ms)]),
+      )}`
+    : '';
+  return `${table(head, rows)}${where}`;
 }
 
 function section3Section(r: BenchResult): string {
