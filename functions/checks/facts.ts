@@ -1,18 +1,17 @@
 import { OPS_SCHEMA } from '../contract/index.ts';
 import { classifyDbError } from '../db/errors.ts';
 import { qualified } from '../db/identifiers.ts';
-import type { Pool } from '../db/pool.ts';
-import type { DatabaseFacts } from './types.ts';
+import type { DatabaseFacts, Queryable } from './types.ts';
 
 /**
- * One round trip before the checks: the server version and which of our relations exist. When
+ * One round trip before the checks (on the pool, or on a diagnosis' own read-only transaction): the server version and which of our relations exist. When
  * this fails the database is unreachable and the job itself has failed. A table called attempt_mv
  * (the table-backed copy that incremental refreshes keep) always has rows to read: it counts as
  * populated.
  */
-export async function loadFacts(pool: Pool, schema: string): Promise<DatabaseFacts> {
+export async function loadFacts(db: Queryable, schema: string): Promise<DatabaseFacts> {
   try {
-    const { rows } = await pool.query<{ version: number; attempt_kind: string | null; mv: string | null; mv_populated: boolean | null; job_runs: string | null }>(
+    const { rows } = await db.query<{ version: number; attempt_kind: string | null; mv: string | null; mv_populated: boolean | null; job_runs: string | null }>(
       `SELECT current_setting('server_version_num')::int AS version,
               (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)) AS attempt_kind,
               to_regclass($2)::text AS mv,

@@ -118,9 +118,9 @@ async function diagnoseViewMissing(c: Ctx): Promise<Diagnosis> {
   findings.push(finding('attempt_mv', null, {
     status: STATUS_OK,
     message: mv
-      ? `${schema}.attempt_mv exists (${mv.kind === 'm' ? (mv.populated ? 'populated' : 'never populated') : `relkind ${mv.kind}`}, owner ${mv.owner})`
+      ? `${schema}.attempt_mv exists (${mv.kind === 'm' ? (mv.populated ? 'populated' : 'never populated') : mv.kind === 'r' ? 'the table-backed copy incremental refresh keeps' : `relkind ${mv.kind}`}, owner ${mv.owner})`
       : `${schema}.attempt_mv does not exist`,
-  }, { exists: mv !== null, relkind: mv?.kind ?? null, populated: mv?.populated ?? null, owner: mv?.owner ?? null }));
+  }, { exists: mv !== null, relkind: mv?.kind ?? null, populated: mv ? mv.kind === 'r' || mv.populated : null, owner: mv?.owner ?? null }));
 
   const missingTables = ['exam_results', 'questions'].filter((t) => !rel(t));
   findings.push(finding('base_tables', null, {

@@ -2,10 +2,10 @@
  * The diagnosis reuses the health checks' own queries and judgement inside its single read-only
  * transaction, so a finding and the check that paged agree on what is wrong.
  */
+import { loadFacts } from '../checks/facts.ts';
 import type { CheckContext, DatabaseFacts, HealthCheck } from '../checks/types.ts';
-import { OPS_SCHEMA, failureStatus, type Status } from '../contract/index.ts';
+import { failureStatus, type Status } from '../contract/index.ts';
 import { classifyDbError } from '../db/errors.ts';
-import { qualified } from '../db/identifiers.ts';
 import type { PoolClient } from '../db/pool.ts';
 
 export interface Judged {
@@ -16,23 +16,7 @@ export interface Judged {
 }
 
 /** What loadFacts learns, read on the transaction's own client. */
-export async function readFacts(db: PoolClient, schema: string): Promise<DatabaseFacts> {
-  const { rows } = await db.query<{ version: number; attempt_kind: string | null; mv_kind: string | null; mv_populated: boolean | null; job_runs: boolean }>(
-    `SELECT current_setting('server_version_num')::int AS version,
-            (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)) AS attempt_kind,
-            (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($2)) AS mv_kind,
-            (SELECT relispopulated FROM pg_class WHERE oid = to_regclass($2) AND relkind = 'm') AS mv_populated,
-            to_regclass($3) IS NOT NULL AS job_runs`,
-    [qualified(schema, 'attempt'), qualified(schema, 'attempt_mv'), qualified(OPS_SCHEMA, 'job_runs')],
-  );
-  const r = rows[0]!;
-  return {
-    serverVersion: r.version,
-    attemptKind: r.attempt_kind,
-    attemptMv: { exists: r.mv_kind !== null, populated: r.mv_populated === true },
-    hasJobRuns: r.job_runs,
-  };
-}
+export const readFacts = (db: PoolClient, schema: string): Promise<DatabaseFacts> => loadFacts(db, schema);
 
 /**
  * One check's measurement and verdict, as the health-check job would judge it. A savepoint keeps
