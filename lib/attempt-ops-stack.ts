@@ -12,7 +12,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { JOBS, type JobName } from '../functions/contract/index.ts';
-import { deployedFunctionName, SCHEDULES } from '../functions/contract/schedules.ts';
+import { deployedFunctionName, SCHEDULES, type ScheduleId, type ScheduleSpec } from '../functions/contract/schedules.ts';
 import { AttemptAlarms, type RdsDimension, type ScheduledJob } from './alarms.ts';
 import { BootstrapOnDeploy } from './bootstrap-on-deploy.ts';
 import { functionSettingsFor, scheduleRateMinutes, secretArnFor, type AttemptOpsConfig, type TargetConfig } from './config.ts';
@@ -146,14 +146,18 @@ export class AttemptOpsStack extends Stack {
       });
     });
 
+    // The contract's schedules, with the target's refresh mode in the refresh-mv payload.
+    const schedules: (ScheduleSpec & { id: ScheduleId })[] = SCHEDULES.map((spec) =>
+      spec.job === 'refresh-mv' && t.refreshMode !== 'concurrent' ? { ...spec, payload: { ...spec.payload, mode: t.refreshMode } } : spec,
+    );
     this.schedules = new JobSchedules(this, 'Schedules', { target: t.name });
-    for (const spec of SCHEDULES) {
+    for (const spec of schedules) {
       this.schedules.addSchedule(spec, jobs[spec.job].function, scheduleRateMinutes(t, spec.id));
     }
 
     // The first schedule of each job (health-check: its incremental run) gives its first run.
     const firstRuns = JOBS.flatMap((job) => {
-      const spec = SCHEDULES.find((x) => x.job === job);
+      const spec = schedules.find((x) => x.job === job);
       return spec ? [{ job, fn: jobs[job].function, payload: spec.payload }] : [];
     });
     const bootstrapOnDeploy = new BootstrapOnDeploy(this, 'BootstrapOnDeploy', {

@@ -88,6 +88,12 @@ const target = z.strictObject({
   schedules: scheduleRecord.default({}),
   functions: jobRecord(functionSettings).default({}),
   alarms: z.strictObject({ noQueries: z.boolean().default(false) }).default({ noQueries: false }),
+  /**
+   * The hourly refresh-mv mode. `incremental` recomputes only the students a change touched (its
+   * first run converts attempt_mv into a table fed by triggers: docs/INCREMENTAL_REFRESH.md).
+   * @default 'concurrent' (REFRESH MATERIALIZED VIEW CONCURRENTLY, as the runbook does)
+   */
+  refreshMode: z.enum(['concurrent', 'incremental']).default('concurrent'),
 });
 
 export const configSchema = z.strictObject({

@@ -34,6 +34,7 @@ beforeAll(() => {
   second.functionSecrets = {};
   second.schedules = { 'publish-metrics': '5 minutes', 'refresh-mv': '2 hours' };
   second.alarms = { noQueries: true };
+  second.refreshMode = 'incremental';
   raw.targets.push(second);
   s = synth(parse(raw), { skipBundling: true });
   prod = s.json(0);
@@ -85,6 +86,13 @@ describe('the second target', () => {
     expect(period(silent('publish-metrics'))).toBe(300);
     expect(period(silent('refresh-mv'))).toBe(7200);
     expect(period(silent('health-check'))).toBe(3600);
+  });
+
+  it('refreshes attempt_mv incrementally when its config says so; the first target keeps the default', () => {
+    const refreshInput = (t: TemplateJson) =>
+      JSON.parse(resourcesOf(t, 'AWS::Events::Rule').find(([, p]) => p.Name.endsWith('-refresh-mv'))![1].Targets[0].Input);
+    expect(refreshInput(reporting)).toEqual({ mode: 'incremental' });
+    expect(refreshInput(prod)).toEqual({});
   });
 
   it('has the optional "no queries" alarm, which the first target leaves off', () => {
