@@ -113,7 +113,7 @@ export function targetRows(r: BenchResult): TargetRow[] {
   }
   rows.push({
     target: `section 3's query on attempt_mv: p99 under ${TARGETS.mvP99Ms} ms`,
-    measured: `p99 ${ms(r.section3.mv.p99Ms)} over ${r.section3.mv.probes} students`,
+    measured: `p99 ${ms(r.section3.mv.p99Ms)} over ${r.section3.mv.probes} students (median of ${r.section3.mv.passes} passes)`,
     verdict: verdict(r.section3.mv.p99Ms < TARGETS.mvP99Ms),
   });
   if (r.bundles.length > 0) {
@@ -189,9 +189,9 @@ function refreshSection(r: BenchResult): string {
 }
 
 function section3Section(r: BenchResult): string {
-  const rows = [r.section3.mv, r.section3.view].map((l) => [l.relation, String(l.probes), ms(l.p50Ms), ms(l.p99Ms), ms(l.maxMs), String(l.meanRows)]);
-  rows.push(['ratio: view / attempt_mv (p50)', '', times(r.section3.speedup), '', '', '']);
-  return table(['relation', 'students', 'p50', 'p99', 'max', 'rows per query'], rows);
+  const rows = [r.section3.mv, r.section3.view].map((l) => [l.relation, String(l.probes), String(l.passes), ms(l.p50Ms), ms(l.p99Ms), ms(l.maxMs), String(l.meanRows)]);
+  rows.push(['ratio: view / attempt_mv (p50)', '', '', times(r.section3.speedup), '', '', '']);
+  return table(['relation', 'students', 'passes', 'p50', 'p99', 'max', 'rows per query'], rows);
 }
 
 function bundleSection(r: BenchResult): string {
@@ -264,7 +264,9 @@ ${refreshSection(r)}
 
 \`${'SELECT * FROM <relation> WHERE student_id = $1 AND completed_at >= CURRENT_DATE - INTERVAL \'30 days\''}\`,
 for students spread over the population, each an unnamed statement parsed and planned as an
-application sends it; time from send to last row.
+application sends it; time from send to last row. On attempt_mv the same students are probed in
+several passes and p50, p99 and max are the medians of the passes' own; on the view, where one
+query takes seconds, a single pass over a few students.
 
 ${section3Section(r)}
 

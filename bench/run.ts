@@ -95,8 +95,8 @@ export async function measureDatabase(url: string, s: BenchSettings, progress: P
     progress(`bootstrap applied in ${(ops.bootstrapMs / 1000).toFixed(1)} s`);
     const cw = countingCloudWatch();
     const health = await measureHealth(m, cw, admin, server, s, progress);
-    progress(`c. section 3's query: ${s.mvProbes} students on attempt_mv, ${s.viewProbes} on the view`);
-    const section3 = await measureSection3(admin, { mvProbes: s.mvProbes, viewProbes: s.viewProbes });
+    progress(`c. section 3's query: ${s.mvProbes} students on attempt_mv (${s.reps} passes), ${s.viewProbes} on the view`);
+    const section3 = await measureSection3(admin, { mvProbes: s.mvProbes, mvPasses: s.reps, viewProbes: s.viewProbes });
     const refresh = await measureRefresh(
       { reps: s.slowReps, deltaRows: deltaRowsFor(s.rows), verifyIncremental: s.verifyIncremental }, spec, m, cw, admin, server, log, progress,
     );
