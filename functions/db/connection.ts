@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseConnectionString } from 'pg-connection-string';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { ConfigError } from './errors.ts';
 
 export interface TlsSettings {
@@ -116,11 +116,11 @@ export function fromPgEnv(env: NodeJS.ProcessEnv): ConnectionSettings {
 
 /** The RDS secret format. `dbname` is optional in RDS-generated secrets. */
 const rdsSecret = z.object({
-  host: z.string().min(1),
-  port: z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d{1,5}$/)]).optional(),
-  username: z.string().min(1),
-  password: z.string().min(1),
-  dbname: z.string().min(1).optional(),
+  host: z.string().check(z.minLength(1)),
+  port: z.optional(z.union([z.int().check(z.gte(1), z.lte(65535)), z.string().check(z.regex(/^\d{1,5}$/))])),
+  username: z.string().check(z.minLength(1)),
+  password: z.string().check(z.minLength(1)),
+  dbname: z.optional(z.string().check(z.minLength(1))),
 });
 
 /** Validate a secret string. Messages name the missing or malformed field, never a value. */

@@ -8,23 +8,23 @@
  * heartbeat alarms treat silence as breaching; without these first runs a fresh deploy would page
  * "job silent" until the slowest schedule (analyze, daily) first fired.
  */
-import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import { z } from 'zod';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
+import * as z from 'zod/mini';
 import { bootstrapPayload, describeIssues, PAYLOAD_SCHEMAS, type PayloadFunction } from '../contract/index.ts';
 import { ConfigError } from '../db/errors.ts';
 
 /** The resource properties the stack sets (CloudFormation passes every value as a string). */
 const properties = z.object({
-  FunctionName: z.string().min(1),
-  Payload: z.string().min(1),
+  FunctionName: z.string().check(z.minLength(1)),
+  Payload: z.string().check(z.minLength(1)),
   /** JSON: [{ "job", "functionName", "payload" }], the first runs to start after bootstrap. */
-  FirstRuns: z.string().optional(),
+  FirstRuns: z.optional(z.string()),
 });
 
 const firstRuns = z.array(
   z.strictObject({
     job: z.enum(Object.keys(PAYLOAD_SCHEMAS) as [PayloadFunction, ...PayloadFunction[]]),
-    functionName: z.string().min(1),
+    functionName: z.string().check(z.minLength(1)),
     payload: z.unknown(),
   }),
 );
@@ -82,6 +82,7 @@ export async function bootstrapOnDeploy(event: CustomResourceEvent, lambda: Lamb
   if (!checked.success) throw new ConfigError(`bootstrap resource: invalid payload: ${describeIssues(checked.error)}`);
   const runs = parseFirstRuns(props.data.FirstRuns);
 
+  const { InvokeCommand } = await import('@aws-sdk/client-lambda');
   const out = await lambda.send(
     new InvokeCommand({
       FunctionName: props.data.FunctionName,

@@ -4,10 +4,10 @@
  * job_success heartbeat) after the run, and a thrown error when the job failed so that Lambda's
  * Errors metric and its alarm see it.
  */
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { describeIssues, type JobName, type ReportEnvelope } from '../contract/index.ts';
 import { fromSecretString, type ConnectionSettings } from '../db/connection.ts';
 import { ConfigError } from '../db/errors.ts';
@@ -30,6 +30,8 @@ export function getConfig(): RuntimeConfig {
 }
 
 async function fetchSettings(cfg: RuntimeConfig): Promise<ConnectionSettings> {
+  // Loaded on first use: the SDK's module loading stays out of the cold start's init phase.
+  const { GetSecretValueCommand, SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
   secrets ??= new SecretsManagerClient({});
   let secretString: string | undefined;
   try {
@@ -78,7 +80,7 @@ export function isScheduledEvent(event: unknown): boolean {
 }
 
 /** Middy middleware: replace the event with the validated payload, or reject it before any SQL. */
-export function validatePayload<S extends z.ZodType>(schema: S, job: string): MiddlewareObj<unknown> {
+export function validatePayload<S extends z.ZodMiniType>(schema: S, job: string): MiddlewareObj<unknown> {
   return {
     before: (request) => {
       const raw = isScheduledEvent(request.event) || request.event === undefined || request.event === null ? {} : request.event;
@@ -92,7 +94,7 @@ export function validatePayload<S extends z.ZodType>(schema: S, job: string): Mi
 /** Headroom kept between our own statement timeouts and the Lambda's hard stop. */
 export const LAMBDA_HEADROOM_MS = 5_000;
 
-export interface JobHandlerOptions<S extends z.ZodType, R extends ReportEnvelope> {
+export interface JobHandlerOptions<S extends z.ZodMiniType, R extends ReportEnvelope> {
   job: JobName;
   schema: S;
   run: (deps: JobDeps, payload: z.infer<S>) => Promise<R>;
@@ -101,7 +103,7 @@ export interface JobHandlerOptions<S extends z.ZodType, R extends ReportEnvelope
   timeouts?: Partial<SessionTimeouts>;
 }
 
-export function createJobHandler<S extends z.ZodType, R extends ReportEnvelope>(options: JobHandlerOptions<S, R>) {
+export function createJobHandler<S extends z.ZodMiniType, R extends ReportEnvelope>(options: JobHandlerOptions<S, R>) {
   const core = async (payload: z.infer<S>, context: Context): Promise<R> => {
     const cfg = getConfig();
     const log = createLogger({ job: options.job, level: cfg.logLevel });

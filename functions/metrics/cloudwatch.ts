@@ -2,7 +2,7 @@
  * PutMetricData, batched. The API takes at most 1,000 datums and 1 MB per call (2023 limits);
  * a run sends ceil(n / 1000) calls, and a batch is split further only if it would pass 1 MB.
  */
-import { CloudWatchClient, PutMetricDataCommand, type MetricDatum as CwDatum } from '@aws-sdk/client-cloudwatch';
+import type { CloudWatchClient, MetricDatum as CwDatum } from '@aws-sdk/client-cloudwatch';
 import type { MetricDatum } from '../contract/index.ts';
 import { AttemptOpsError } from '../db/errors.ts';
 import type { MetricSink } from './sink.ts';
@@ -11,10 +11,16 @@ export const MAX_DATUMS_PER_CALL = 1000;
 /** Payload ceiling with headroom for the request envelope. */
 export const MAX_BYTES_PER_CALL = 1_000_000 - 50_000;
 
+/**
+ * The SDK module is loaded on first use, not at cold start: about 100 ms of module loading that a
+ * dry run, a CLI run with --metrics none, or a failed connection never needs.
+ */
+const sdk = () => import('@aws-sdk/client-cloudwatch');
+
 let client: CloudWatchClient | undefined;
 /** One client per container, made on first use. Retries are ours (below), so they are testable. */
-export function cloudWatchClient(): CloudWatchClient {
-  client ??= new CloudWatchClient({ maxAttempts: 1 });
+export async function cloudWatchClient(): Promise<CloudWatchClient> {
+  client ??= new (await sdk()).CloudWatchClient({ maxAttempts: 1 });
   return client;
 }
 
@@ -72,7 +78,8 @@ export function cloudWatchSink(options: { namespace: string; client?: CloudWatch
     kind: 'cloudwatch',
     async publish(data) {
       if (data.length === 0) return { calls: 0, datums: 0 };
-      const cw = options.client ?? cloudWatchClient();
+      const cw = options.client ?? (await cloudWatchClient());
+      const { PutMetricDataCommand } = await sdk();
       const timestamp = (options.now ?? (() => new Date()))();
       const datums = data.map((d) => toCloudWatch(d, timestamp));
       const batches = batchDatums(datums, (d) => JSON.stringify(d).length);

@@ -3,38 +3,32 @@
  * JSON inside each record's Message. Validated with zod, loosely where AWS adds fields over time
  * (unknown keys pass), strictly where we act on a value (the state, the ARN).
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 const dimension = z.object({ name: z.string(), value: z.string() });
 
-const metricStat = z
-  .object({
-    Metric: z.object({ MetricName: z.string(), Namespace: z.string().optional(), Dimensions: z.array(dimension).nullish() }).loose(),
-    Period: z.number().optional(),
-    Stat: z.string().optional(),
-  })
-  .loose();
+const metricStat = z.looseObject({
+  Metric: z.looseObject({ MetricName: z.string(), Namespace: z.optional(z.string()), Dimensions: z.nullish(z.array(dimension)) }),
+  Period: z.optional(z.number()),
+  Stat: z.optional(z.string()),
+});
 
 /** Single-metric alarms carry MetricName; metric-math alarms (FILL) carry Metrics instead. */
-const trigger = z
-  .object({
-    MetricName: z.string().optional(),
-    Namespace: z.string().optional(),
-    Statistic: z.string().nullish(),
-    ExtendedStatistic: z.string().nullish(),
-    Unit: z.string().nullish(),
-    Dimensions: z.array(dimension).nullish(),
-    Period: z.number().optional(),
-    EvaluationPeriods: z.number().optional(),
-    DatapointsToAlarm: z.number().nullish(),
-    ComparisonOperator: z.string().optional(),
-    Threshold: z.number().optional(),
-    TreatMissingData: z.string().nullish(),
-    Metrics: z
-      .array(z.object({ Id: z.string(), Expression: z.string().optional(), MetricStat: metricStat.optional() }).loose())
-      .nullish(),
-  })
-  .loose();
+const trigger = z.looseObject({
+  MetricName: z.optional(z.string()),
+  Namespace: z.optional(z.string()),
+  Statistic: z.nullish(z.string()),
+  ExtendedStatistic: z.nullish(z.string()),
+  Unit: z.nullish(z.string()),
+  Dimensions: z.nullish(z.array(dimension)),
+  Period: z.optional(z.number()),
+  EvaluationPeriods: z.optional(z.number()),
+  DatapointsToAlarm: z.nullish(z.number()),
+  ComparisonOperator: z.optional(z.string()),
+  Threshold: z.optional(z.number()),
+  TreatMissingData: z.nullish(z.string()),
+  Metrics: z.nullish(z.array(z.looseObject({ Id: z.string(), Expression: z.optional(z.string()), MetricStat: z.optional(metricStat) }))),
+});
 
 export interface WatchedMetric {
   name: string | null;
@@ -58,33 +52,29 @@ export function watchedMetric(alarm: CloudWatchAlarmMessage): WatchedMetric {
   };
 }
 
-export const cloudWatchAlarmMessage = z
-  .object({
-    AlarmName: z.string().min(1),
-    AlarmDescription: z.string().nullish(),
-    AWSAccountId: z.string().optional(),
-    NewStateValue: z.enum(['ALARM', 'OK', 'INSUFFICIENT_DATA']),
-    NewStateReason: z.string().optional().default(''),
-    StateChangeTime: z.string().optional(),
-    Region: z.string().optional(),
-    AlarmArn: z.string().regex(/^arn:aws[a-z-]*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:.+$/, 'must be a CloudWatch alarm ARN'),
-    OldStateValue: z.string().optional(),
-    Trigger: trigger.optional(),
-  })
-  .loose();
+export const cloudWatchAlarmMessage = z.looseObject({
+  AlarmName: z.string().check(z.minLength(1)),
+  AlarmDescription: z.nullish(z.string()),
+  AWSAccountId: z.optional(z.string()),
+  NewStateValue: z.enum(['ALARM', 'OK', 'INSUFFICIENT_DATA']),
+  NewStateReason: z._default(z.optional(z.string()), ''),
+  StateChangeTime: z.optional(z.string()),
+  Region: z.optional(z.string()),
+  AlarmArn: z.string().check(z.regex(/^arn:aws[a-z-]*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:.+$/, 'must be a CloudWatch alarm ARN')),
+  OldStateValue: z.optional(z.string()),
+  Trigger: z.optional(trigger),
+});
 export type CloudWatchAlarmMessage = z.infer<typeof cloudWatchAlarmMessage>;
 
 export const snsEvent = z.object({
   Records: z
     .array(
-      z
-        .object({
-          EventSource: z.literal('aws:sns'),
-          Sns: z.object({ Message: z.string(), TopicArn: z.string().optional(), MessageId: z.string().optional() }).loose(),
-        })
-        .loose(),
+      z.looseObject({
+        EventSource: z.literal('aws:sns'),
+        Sns: z.looseObject({ Message: z.string(), TopicArn: z.optional(z.string()), MessageId: z.optional(z.string()) }),
+      }),
     )
-    .min(1),
+    .check(z.minLength(1)),
 });
 export type SnsEvent = z.infer<typeof snsEvent>;
 

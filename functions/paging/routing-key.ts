@@ -3,7 +3,7 @@
  * 32-character integration key, either as the whole SecretString or as {"routing_key": "..."}.
  * Messages name the secret and what is wrong with it, never its value.
  */
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ConfigError } from '../db/errors.ts';
 
 const ROUTING_KEY = /^[A-Za-z0-9]{32}$/;
@@ -35,9 +35,12 @@ let cached: { secretId: string; key: Promise<string> } | undefined;
 /** The routing key for this container; a failed read is retried on the next invocation. */
 export function getRoutingKey(secretId: string): Promise<string> {
   if (cached?.secretId === secretId) return cached.key;
-  client ??= new SecretsManagerClient({});
-  const key = client
-    .send(new GetSecretValueCommand({ SecretId: secretId }))
+  // The SDK module loads on first use, outside the cold start's init phase.
+  const key = import('@aws-sdk/client-secrets-manager')
+    .then(({ GetSecretValueCommand, SecretsManagerClient }) => {
+      client ??= new SecretsManagerClient({});
+      return client.send(new GetSecretValueCommand({ SecretId: secretId }));
+    })
     .catch((err: unknown) => {
       const name = (err as { name?: string }).name ?? 'Error';
       throw new ConfigError(`cannot read secret ${secretId} (${name})`, { cause: err });
