@@ -142,6 +142,10 @@ export class JobFunction extends Construct {
         sourceMap: true,
         // The runtime ships the AWS SDK v3; pg-native is optional and never installed.
         externalModules: ['@aws-sdk/*', 'pg-native'],
+        // The handlers load the SDK on first use with import(). Left as import(), Node's ESM
+        // resolver would ignore NODE_PATH and miss the runtime's SDK in /var/runtime: compiled to
+        // require(), it is found the way a static import would be.
+        esbuildArgs: { '--supported:dynamic-import': 'false' },
         forceDockerBundling: false,
       },
     });

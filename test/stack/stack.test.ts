@@ -78,6 +78,8 @@ describe('functions', () => {
       const code = readFileSync(join(assetDir, 'index.js'), 'utf8');
       expect(readdirSync(assetDir).sort()).toEqual(['index.js', 'index.js.map']);
       expect(code, name).toMatch(/require\("@aws-sdk\/client-(secrets-manager|lambda)"\)/);
+      // Loaded lazily, but through require(): an ESM import() would not find the runtime's SDK.
+      expect(code, name).not.toMatch(/import\("@aws-sdk/);
       expect(code, name).not.toMatch(/require\("(pg|zod|@middy\/core)"\)/);
       expect(code).toContain('module.exports');
       expect(code).toMatch(/\/\/# sourceMappingURL=index\.js\.map\s*$/);
