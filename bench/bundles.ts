@@ -29,6 +29,8 @@ export const BUNDLING = {
   target: 'node22',
   sourcemap: true,
   external: ['@aws-sdk/*', 'pg-native'],
+  // The stack's esbuildArgs '--supported:dynamic-import=false': the lazily loaded SDK becomes require().
+  supported: { 'dynamic-import': false },
 } as const;
 
 export interface BundleFigures {
@@ -91,7 +93,7 @@ export async function measureBundles(o: BundleOptions, progress: (line: string) 
       const name = path.basename(entry, '.ts');
       progress(`d. bundling and timing ${name}`);
       const outfile = path.join(outDir, name, 'index.js');
-      const result = await build({ ...BUNDLING, external: [...BUNDLING.external], entryPoints: [entry], outfile, logLevel: 'silent', metafile: true, absWorkingDir: REPO_ROOT });
+      const result = await build({ ...BUNDLING, external: [...BUNDLING.external], supported: { ...BUNDLING.supported }, entryPoints: [entry], outfile, logLevel: 'silent', metafile: true, absWorkingDir: REPO_ROOT });
       const byPackage = new Map<string, number>();
       for (const [input, { bytesInOutput }] of Object.entries(result.metafile.outputs[path.relative(REPO_ROOT, outfile)]?.inputs ?? {})) {
         byPackage.set(packageOf(input), (byPackage.get(packageOf(input)) ?? 0) + bytesInOutput);

@@ -273,9 +273,11 @@ ${section3Section(r)}
 ## d. Lambda bundles
 
 Each \`functions/handlers/*.ts\` entry bundled as the CDK stack bundles it (esbuild, minified,
-CommonJS, platform node, target node22, \`@aws-sdk/*\` and \`pg-native\` external, linked source
-map). Cold init: one \`require\` of the bundle in a fresh \`node\`, timed around the require, with
-the AWS SDK resolved from node_modules; as deployed means \`NODE_OPTIONS=--enable-source-maps\`,
+CommonJS, platform node, target node22, \`@aws-sdk/*\` and \`pg-native\` external, dynamic import()
+compiled to require(), linked source map). Cold init: one \`require\` of the bundle in a fresh
+\`node\`, timed around the require, with the AWS SDK resolved from node_modules (a handler that
+loads an SDK client on first use pays for it in its first invocation, not here); as deployed
+means \`NODE_OPTIONS=--enable-source-maps\`,
 which the stack sets. Measured on this machine's ${m.os.split(' ').pop()} with Node.js ${m.node}; Lambda runs
 Node.js 22 on arm64. KB are 1,000 bytes.
 
