@@ -3,18 +3,13 @@
  * throws (Lambda's Errors metric), publishes job_success 0 where the run was not a dry run, and
  * its message names the problem, never a secret's value.
  */
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { Context } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { describe, expect, it, vi } from 'vitest';
 import { ENV } from '../../functions/contract/index.ts';
-import { resetContainer } from '../../functions/handlers/runtime.ts';
+import { SCHEDULED_EVENT as scheduled, SECRET_ARN, lambdaContext, useLambdaHarness } from '../support/lambda.ts';
 
-const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:attempt-db-AbCdEf';
 const CANARY = 'Pw-Canary-0e1d';
-const context = { getRemainingTimeInMillis: () => 60_000 } as unknown as Context;
-const scheduled = { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} };
+const context = lambdaContext();
 
 const HANDLERS = [
   { job: 'health-check', load: () => import('../../functions/handlers/health-check.ts'), event: scheduled },
@@ -25,35 +20,10 @@ const HANDLERS = [
   { job: 'ops', load: () => import('../../functions/handlers/ops.ts'), event: { action: 'remediate', fix: 'grant-select', apply: true } },
 ] as const;
 
-const secrets = mockClient(SecretsManagerClient);
-const cloudwatch = mockClient(CloudWatchClient);
-let logged: string[];
-
-beforeEach(() => {
-  resetContainer();
-  secrets.reset();
-  cloudwatch.reset();
-  cloudwatch.on(PutMetricDataCommand).resolves({});
-  vi.stubEnv('AWS_REGION', 'eu-west-1');
-  vi.stubEnv(ENV.dbSecretArn, SECRET_ARN);
-  vi.stubEnv(ENV.dbTls, 'disable');
-  vi.stubEnv(ENV.connectTimeoutMs, '1000');
-  logged = [];
-  const capture = (chunk: string | Uint8Array) => {
-    logged.push(String(chunk));
-    return true;
-  };
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-});
-afterEach(() => {
-  vi.unstubAllEnvs();
-  vi.restoreAllMocks();
-  resetContainer();
-});
+const { secrets, sentDatums, logged } = useLambdaHarness({ env: { [ENV.connectTimeoutMs]: '1000' } });
 
 function heartbeats() {
-  return cloudwatch.commandCalls(PutMetricDataCommand).flatMap((c) => c.args[0].input.MetricData ?? []).filter((d) => d.MetricName === 'job_success');
+  return sentDatums().filter((d) => d.MetricName === 'job_success');
 }
 
 describe.each(HANDLERS)('$job handler', ({ job, load, event }) => {

@@ -2,62 +2,24 @@
  * The health-check Lambda handler end to end: Secrets Manager and CloudWatch through
  * aws-sdk-client-mock, the database real.
  */
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { Context } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CHECK_NAMES, ENV, type HealthReport } from '../../functions/contract/index.ts';
 import { handler } from '../../functions/handlers/health-check.ts';
 import { resetContainer } from '../../functions/handlers/runtime.ts';
 import { createTestDatabase, seedClean, type TestDatabase } from '../support/db.ts';
+import { SCHEDULED_EVENT as scheduled, SECRET_ARN, lambdaContext, secretFor, useLambdaHarness } from '../support/lambda.ts';
 
-const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:attempt-db-AbCdEf';
-const context = { getRemainingTimeInMillis: () => 60_000, functionName: 'health-check' } as unknown as Context;
-const scheduled = { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {}, time: '2026-11-25T03:00:00Z' };
-
-const secrets = mockClient(SecretsManagerClient);
-const cloudwatch = mockClient(CloudWatchClient);
+const context = lambdaContext({ functionName: 'health-check' });
 let db: TestDatabase;
-let stderr: string[];
-
-function secretFor(url: string, overrides: Record<string, unknown> = {}) {
-  const u = new URL(url);
-  return JSON.stringify({ host: u.hostname, port: Number(u.port), username: decodeURIComponent(u.username), password: decodeURIComponent(u.password), dbname: u.pathname.slice(1), ...overrides });
-}
-
-function sentDatums() {
-  return cloudwatch.commandCalls(PutMetricDataCommand).flatMap((c) => c.args[0].input.MetricData ?? []);
-}
+const { secrets, cloudwatch, sentDatums, logged } = useLambdaHarness({ databaseUrl: () => db?.url, env: { [ENV.connectTimeoutMs]: '2000' } });
 
 beforeAll(async () => {
   db = await createTestDatabase();
   await seedClean(db.admin);
 });
 afterAll(async () => db?.drop());
-
-beforeEach(() => {
-  resetContainer();
-  secrets.reset();
-  cloudwatch.reset();
-  cloudwatch.on(PutMetricDataCommand).resolves({});
-  secrets.on(GetSecretValueCommand).resolves({ SecretString: secretFor(db.url) });
-  vi.stubEnv('AWS_REGION', 'eu-west-1');
-  vi.stubEnv(ENV.dbSecretArn, SECRET_ARN);
-  vi.stubEnv(ENV.dbTls, 'disable');
-  vi.stubEnv(ENV.target, 'prod-eu');
-  vi.stubEnv(ENV.connectTimeoutMs, '2000');
-  stderr = [];
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr.push(String(chunk));
-    return true;
-  });
-});
-afterEach(() => {
-  vi.unstubAllEnvs();
-  vi.restoreAllMocks();
-  resetContainer();
-});
 
 describe('health-check handler', () => {
   it('runs every check on a scheduled event and publishes all metrics plus job_success in one call', async () => {
@@ -129,8 +91,8 @@ describe('health-check handler', () => {
     const error = await handler(scheduled, context).catch((e: Error) => e);
     expect(error).toMatchObject({ kind: 'authentication' });
     expect((error as Error).message).not.toContain(password);
-    expect(stderr.join('')).toContain('authentication failed');
-    expect(stderr.join('')).not.toContain(password);
+    expect(logged.join('')).toContain('authentication failed');
+    expect(logged.join('')).not.toContain(password);
   });
 
   it.each([
@@ -143,7 +105,7 @@ describe('health-check handler', () => {
     expect((error as Error).message).toMatch(message);
     expect((error as Error).message).toContain(SECRET_ARN);
     expect((error as Error).message).not.toContain('S3cret-Canary');
-    expect(stderr.join('')).not.toContain('S3cret-Canary');
+    expect(logged.join('')).not.toContain('S3cret-Canary');
   });
 
   it('fails with the variable name when the configuration is missing', async () => {
@@ -154,6 +116,6 @@ describe('health-check handler', () => {
   it('fails loudly when PutMetricData fails, after logging the report', async () => {
     cloudwatch.on(PutMetricDataCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
     await expect(handler(scheduled, context)).rejects.toMatchObject({ kind: 'metrics', message: expect.stringContaining('ThrottlingException') });
-    expect(stderr.join('')).toContain('"message":"job finished"');
+    expect(logged.join('')).toContain('"message":"job finished"');
   });
 });

@@ -2,37 +2,23 @@
  * The maintenance Lambda handlers end to end: Secrets Manager and CloudWatch through
  * aws-sdk-client-mock, the database real.
  */
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV, type ActionsReport } from '../../functions/contract/index.ts';
 import { AttemptOpsError } from '../../functions/db/errors.ts';
 import { handler as analyzeHandler } from '../../functions/handlers/analyze.ts';
 import { handler as bootstrapHandler } from '../../functions/handlers/bootstrap.ts';
 import { handler as publishMetricsHandler } from '../../functions/handlers/publish-metrics.ts';
 import { handler as refreshHandler } from '../../functions/handlers/refresh-mv.ts';
-import { resetContainer } from '../../functions/handlers/runtime.ts';
 import { createTestDatabase, seedClean, type TestDatabase } from '../support/db.ts';
+import { SCHEDULED_EVENT as scheduled, lambdaContext, useLambdaHarness } from '../support/lambda.ts';
 import { holdLock } from './helpers.ts';
 
-const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf';
-const context = { getRemainingTimeInMillis: () => 60_000, functionName: 'maintenance' } as unknown as Context;
-const scheduled = { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {}, time: '2026-11-25T03:00:00Z' };
-
-const secrets = mockClient(SecretsManagerClient);
-const cloudwatch = mockClient(CloudWatchClient);
+const context = lambdaContext({ functionName: 'maintenance' });
 let db: TestDatabase;
-
-function secretFor(url: string): string {
-  const u = new URL(url);
-  return JSON.stringify({ host: u.hostname, port: Number(u.port), username: decodeURIComponent(u.username), password: decodeURIComponent(u.password), dbname: u.pathname.slice(1) });
-}
-
-function sentDatums() {
-  return cloudwatch.commandCalls(PutMetricDataCommand).flatMap((c) => c.args[0].input.MetricData ?? []);
-}
+const { secrets, cloudwatch, sentDatums } = useLambdaHarness({ databaseUrl: () => db?.url, env: { [ENV.logLevel]: 'error' } });
 
 function heartbeat(job: string, value: 0 | 1) {
   return expect.objectContaining({ MetricName: 'job_success', Value: value, Dimensions: [{ Name: 'Database', Value: 'prod-eu' }, { Name: 'Job', Value: job }] });
@@ -43,25 +29,6 @@ beforeAll(async () => {
   await seedClean(db.admin);
 });
 afterAll(async () => db?.drop());
-
-beforeEach(() => {
-  resetContainer();
-  secrets.reset();
-  cloudwatch.reset();
-  cloudwatch.on(PutMetricDataCommand).resolves({});
-  secrets.on(GetSecretValueCommand).resolves({ SecretString: secretFor(db.url) });
-  vi.stubEnv('AWS_REGION', 'eu-west-1');
-  vi.stubEnv(ENV.dbSecretArn, SECRET_ARN);
-  vi.stubEnv(ENV.dbTls, 'disable');
-  vi.stubEnv(ENV.target, 'prod-eu');
-  vi.stubEnv(ENV.logLevel, 'error');
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-});
-afterEach(() => {
-  vi.unstubAllEnvs();
-  vi.restoreAllMocks();
-  resetContainer();
-});
 
 describe('maintenance handlers reject bad payloads before any SQL', () => {
   const cases: [string, (event: unknown, ctx: Context) => Promise<unknown>, unknown, RegExp][] = [

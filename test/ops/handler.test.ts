@@ -2,52 +2,25 @@
  * The ops Lambda handler: payloads rejected before any SQL (no secret is even fetched), diagnose
  * and dry runs publish nothing, an apply publishes the heartbeat and audits the caller.
  */
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ENV, type DiagnoseReport, type RemediateReport } from '../../functions/contract/index.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DiagnoseReport, type RemediateReport } from '../../functions/contract/index.ts';
 import { handler, invokerOf } from '../../functions/handlers/ops.ts';
-import { resetContainer } from '../../functions/handlers/runtime.ts';
 import { createTestDatabase, seedClean, type TestDatabase } from '../support/db.ts';
+import { lambdaContext, useLambdaHarness } from '../support/lambda.ts';
 import { stateDigest } from './helpers.ts';
 
-const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:attempt-db-AbCdEf';
-const context = { getRemainingTimeInMillis: () => 60_000, functionName: 'attempt-ops-prod-ops', awsRequestId: 'req-1' } as unknown as Context;
-
-const secrets = mockClient(SecretsManagerClient);
-const cloudwatch = mockClient(CloudWatchClient);
+const context = lambdaContext({ functionName: 'attempt-ops-prod-ops', awsRequestId: 'req-1' });
 let db: TestDatabase;
-
-function secretFor(url: string) {
-  const u = new URL(url);
-  return JSON.stringify({ host: u.hostname, port: Number(u.port), username: decodeURIComponent(u.username), password: decodeURIComponent(u.password), dbname: u.pathname.slice(1) });
-}
+const { secrets, cloudwatch } = useLambdaHarness({ databaseUrl: () => db?.url });
 
 beforeAll(async () => {
   db = await createTestDatabase();
   await seedClean(db.admin);
 });
 afterAll(async () => db?.drop());
-
-beforeEach(() => {
-  resetContainer();
-  secrets.reset();
-  cloudwatch.reset();
-  cloudwatch.on(PutMetricDataCommand).resolves({});
-  secrets.on(GetSecretValueCommand).resolves({ SecretString: secretFor(db.url) });
-  vi.stubEnv('AWS_REGION', 'eu-west-1');
-  vi.stubEnv(ENV.dbSecretArn, SECRET_ARN);
-  vi.stubEnv(ENV.dbTls, 'disable');
-  vi.stubEnv(ENV.target, 'prod-eu');
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-});
-afterEach(() => {
-  vi.unstubAllEnvs();
-  vi.restoreAllMocks();
-  resetContainer();
-});
 
 describe('ops handler', () => {
   it.each([
