@@ -26,7 +26,7 @@
 import { OPS_SCHEMA, REPORT_VERSION, overallStatus, type ActionReport, type BootstrapReport, type Status } from '../contract/index.ts';
 import { AttemptOpsError, classifyDbError, oneLine } from '../db/errors.ts';
 import { qualified, quoteIdent } from '../db/identifiers.ts';
-import { inTransaction, type PoolClient } from '../db/pool.ts';
+import { inTransaction } from '../db/pool.ts';
 import { TABLE_COPY_COMMENT } from '../sql/incremental.ts';
 import {
   ATTEMPT_MV_ID_INDEX, ATTEMPT_MV_STUDENT_INDEX, COMPLETED_AT_INDEX, JOB_RUNS, METRIC_STATE,
@@ -36,7 +36,7 @@ import {
 import { ROLES, attemptMvOwnerSql, rolesSql } from '../sql/roles.ts';
 import { applyTimeouts, longStatement } from './analyze.ts';
 import type { JobDeps } from './deps.ts';
-import { REFRESH_STATEMENT_TIMEOUT_MS, runRefresh } from './refresh-mv.ts';
+import { REFRESH_STATEMENT_TIMEOUT_MS, runAlone, runRefresh } from './refresh-mv.ts';
 
 export interface BootstrapOptions {
   /** Run the statements; without it, only report. */
@@ -209,25 +209,6 @@ export function planBootstrap(c: CatalogState, schema: string, appRole: string):
   return steps;
 }
 
-/** Each statement on its own, in autocommit, on a session dropped afterwards (its SETs die with it). */
-async function runAlone(deps: JobDeps, sql: readonly string[], requested: BootstrapOptions): Promise<void> {
-  let client: PoolClient;
-  try {
-    client = await deps.pool.connect();
-  } catch (err) {
-    throw classifyDbError(err, 'bootstrap');
-  }
-  // A checked-out client whose backend dies emits 'error'; unheard, it would crash the process.
-  const ignore = () => undefined;
-  client.on('error', ignore);
-  try {
-    const t = await applyTimeouts(client, 'SESSION', requested, REFRESH_STATEMENT_TIMEOUT_MS, deps.remainingMs);
-    for (const s of sql) await client.query(longStatement(s, t.statementTimeoutMs));
-  } finally {
-    client.off('error', ignore);
-    client.release(true);
-  }
-}
 
 /**
  * Whether the least-privilege roles are in place as rolesSql would leave them: the three roles,

@@ -23,7 +23,7 @@ import {
 } from '../contract/index.ts';
 import { AttemptOpsError, ConfigError, classifyDbError, oneLine } from '../db/errors.ts';
 import { qualified } from '../db/identifiers.ts';
-import type { PoolClient } from '../db/pool.ts';
+import { withClient, type PoolClient } from '../db/pool.ts';
 import {
   CAPTURED_TABLES, CAPTURE_TRIGGERS, COPY_BUILD_NAME, STUDENT_INDEX, TABLE_COPY_COMMENT,
   captureInstallSql, createCopySql, fullRebuildSql, incrementalSql, studentIndexSql, swapSql,
@@ -525,24 +525,19 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
   }
 }
 
-/** Each statement in autocommit on a session dropped afterwards, so its SETs die with it. */
-async function runAlone(deps: JobDeps, statements: readonly string[], requested: Partial<StatementTimeouts>): Promise<void> {
-  let c: PoolClient;
-  try {
-    c = await deps.pool.connect();
-  } catch (err) {
-    throw classifyDbError(err, 'refresh');
-  }
-  // A checked-out client whose backend dies emits 'error'; unheard, it would crash the process.
-  const ignore = () => undefined;
-  c.on('error', ignore);
-  try {
-    const t = await applyTimeouts(c, 'SESSION', requested, REFRESH_STATEMENT_TIMEOUT_MS, deps.remainingMs);
-    for (const s of statements) await c.query(longStatement(s, t.statementTimeoutMs));
-  } finally {
-    c.off('error', ignore);
-    c.release(true);
-  }
+/**
+ * Each statement in autocommit on a session dropped afterwards, so its SETs die with it: CREATE
+ * INDEX CONCURRENTLY and the like, which cannot run in a transaction block. Bootstrap uses it too.
+ */
+export async function runAlone(deps: JobDeps, statements: readonly string[], requested: Partial<StatementTimeouts>): Promise<void> {
+  await withClient(deps.pool, async (c, spoil) => {
+    try {
+      const t = await applyTimeouts(c, 'SESSION', requested, REFRESH_STATEMENT_TIMEOUT_MS, deps.remainingMs);
+      for (const s of statements) await c.query(longStatement(s, t.statementTimeoutMs));
+    } finally {
+      spoil(new Error('session timeouts were set for one job: not reused'));
+    }
+  });
 }
 
 function resolveFallback(given: Partial<FallbackPolicy> | undefined): FallbackPolicy {
