@@ -55,6 +55,17 @@ async function incrementalSince(deps: JobDeps, facts: DatabaseFacts, now: Date):
   return last < dayAgo ? last : dayAgo;
 }
 
+/**
+ * A check's statement timeout: its own, or the scope's default. An hourly check reads an hour of
+ * rows and should take well under a second, so 20 s means something is wrong; the daily full scan
+ * of a duplicate check takes ~10 s at 2M rows, so it gets two minutes. Never past the run's budget.
+ */
+function checkTimeout(check: HealthCheck, scope: Scope, options: HealthCheckOptions, deps: JobDeps): number {
+  const wanted = options.timeouts?.[check.spec.name] ?? check.timeoutMs ?? options.checkTimeoutMs ?? (scope === 'full' ? 120_000 : 20_000);
+  const left = deps.remainingMs?.();
+  return left === undefined ? wanted : Math.max(1_000, Math.min(wanted, left));
+}
+
 function judge(check: HealthCheck, m: Measurement): CheckResult['status'] {
   if (m.status) return m.status;
   if (m.value === null) return 'unknown';
@@ -69,7 +80,7 @@ async function runOne(check: HealthCheck, ctx: Omit<CheckContext, 'db'>, deps: J
   try {
     const m = await inTransaction(
       deps.pool,
-      { readOnly: true, statementTimeoutMs: options.timeouts?.[name] ?? check.timeoutMs ?? options.checkTimeoutMs ?? 20_000, lockTimeoutMs: check.lockTimeoutMs ?? options.lockTimeoutMs ?? 2_000 },
+      { readOnly: true, statementTimeoutMs: checkTimeout(check, ctx.scope, options, deps), lockTimeoutMs: check.lockTimeoutMs ?? options.lockTimeoutMs ?? 2_000 },
       (client) => check.measure({ ...ctx, db: client }),
     );
     const metrics = [...(m.metrics ?? [])];
