@@ -3,19 +3,12 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHECK_NAMES } from '../../functions/contract/index.ts';
-import { main } from '../../functions/cli/main.ts';
-import type { CliIo } from '../../functions/cli/io.ts';
+import { runCli } from '../support/cli.ts';
 import { createTestDatabase, insertResult, seedClean, type TestDatabase } from '../support/db.ts';
 
 const exec = promisify(execFile);
 
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env, color: false };
-  const code = await main(args, io);
-  return { code, stdout, stderr };
-}
+const cli = runCli;
 
 describe('attempt-ops check', () => {
   let clean: TestDatabase;

@@ -1,23 +1,12 @@
 /** The analyze, refresh, metrics and bootstrap commands in-process: output, JSON and exit codes. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../functions/cli/io.ts';
-import { main } from '../../functions/cli/main.ts';
+import { runCli, type CliRun } from '../support/cli.ts';
 import { createTestDatabase, seedClean, type TestDatabase } from '../support/db.ts';
 import { holdLock } from '../jobs/helpers.ts';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-async function cli(args: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env: {}, color: false };
-  const code = await main(args, io);
-  return { code, stdout, stderr };
-}
+const cli = (args: string[]): Promise<Run> => runCli(args);
 
 describe('maintenance commands', () => {
   let db: TestDatabase;

@@ -9,8 +9,7 @@ import path from 'node:path';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../functions/cli/io.ts';
-import { main } from '../../functions/cli/main.ts';
+import { runCli } from '../support/cli.ts';
 import { functionFromOutputs } from '../../functions/cli/commands/invoke.ts';
 import { renderDiagnoseReport, renderHealthReport, renderRemediateReport } from '../../functions/cli/render.ts';
 import type { DiagnoseReport, HealthReport, RemediateReport } from '../../functions/contract/index.ts';
@@ -23,13 +22,7 @@ import { jobDeps } from '../jobs/helpers.ts';
 const lambda = mockClient(LambdaClient);
 const env = { AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'not-a-real-secret' };
 
-async function cli(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env: { ...env, ...extraEnv }, color: false };
-  const code = await main(args, io);
-  return { code, stdout, stderr };
-}
+const cli = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => runCli(args, { ...env, ...extraEnv });
 
 function answer(report: unknown) {
   return { StatusCode: 200, Payload: new TextEncoder().encode(JSON.stringify(report)) as never };

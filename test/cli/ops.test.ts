@@ -1,18 +1,11 @@
 /** `attempt-ops diagnose` and `attempt-ops remediate`: arguments, exit codes, human and JSON output. */
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../functions/cli/io.ts';
-import { main } from '../../functions/cli/main.ts';
+import { runCli } from '../support/cli.ts';
 import { createTestDatabase, seedClean, type TestDatabase } from '../support/db.ts';
 import { stateDigest } from '../ops/helpers.ts';
 
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env, color: false };
-  const code = await main(args, io);
-  return { code, stdout, stderr };
-}
+const cli = runCli;
 
 describe('attempt-ops diagnose and remediate', () => {
   let clean: TestDatabase;
