@@ -4,7 +4,7 @@
  * refresh is measured on.
  */
 import type pg from 'pg';
-import { ANSWERS_PER_EXAM, createReferenceSchema, seedReferenceData } from '../functions/demo/seed.ts';
+import { ANSWERS_PER_EXAM, createReferenceSchema, generatedResultJsonSql, generatedStudentSql, seedReferenceData } from '../functions/demo/seed.ts';
 import { runBootstrap } from '../functions/jobs/bootstrap.ts';
 import type { JobDeps } from '../functions/jobs/deps.ts';
 import { JOB_RUNS } from '../functions/sql/ops-schema.ts';
@@ -98,12 +98,8 @@ export async function insertDelta(client: pg.Client, spec: DatasetSpec, rows: nu
     `WITH base AS (SELECT coalesce(max(id), 0) + 1 AS first FROM exam_results),
      ins AS (
        INSERT INTO exam_results (id, student_id, result_json, completed_at)
-       SELECT e, CASE WHEN s % 10 = 0 THEN 'legacy-' || s ELSE md5('student-' || s)::uuid::text END,
-              jsonb_build_object(
-                'questionId', ((e * 7 + k * 2) % $2) + 1,
-                'studentAnswer', chr((65 + ((e + k) % 4))::int),
-                'isCorrect', ((e * 13 + k * 7) % 3) <> 0,
-                'responseTime', 500 + ((e * 7919 + k * 104729) % 60000)),
+       SELECT e, ${generatedStudentSql()},
+              ${generatedResultJsonSql('$2')},
               CASE WHEN j % 4 = 0
                    THEN now() - make_interval(days => (1 + (e * 7919) % ($4 - 1))::int) - make_interval(secs => k * 20)
                    ELSE now() - make_interval(mins => (e % 60)::int) - make_interval(secs => k * 20) END

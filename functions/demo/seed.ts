@@ -25,6 +25,23 @@ export async function createReferenceSchema(client: pg.Client | pg.PoolClient, a
   await client.query(`GRANT SELECT ON exam_results, questions, attempt TO ${quoteIdent(appRole)}`);
 }
 
+/**
+ * The generated columns of answer `k` of exam `e` by student `s`, as SQL over those names:
+ * the seed and the benchmark's hourly deltas write rows of one shape. An exam's questions share a
+ * parity, so no two are one item and the view's id (exam id + item id) stays unique.
+ */
+export function generatedStudentSql(s = 's'): string {
+  return `CASE WHEN ${s} % 10 = 0 THEN 'legacy-' || ${s} ELSE md5('student-' || ${s})::uuid::text END`;
+}
+
+export function generatedResultJsonSql(questions: string, e = 'e', k = 'k'): string {
+  return `jsonb_build_object(
+                'questionId', ((${e} * 7 + ${k} * 2) % ${questions}) + 1,
+                'studentAnswer', chr((65 + ((${e} + ${k}) % 4))::int),
+                'isCorrect', ((${e} * 13 + ${k} * 7) % 3) <> 0,
+                'responseTime', 500 + ((${e} * 7919 + ${k} * 104729) % 60000))`;
+}
+
 export async function seedReferenceData(client: pg.Client | pg.PoolClient, o: SeedOptions): Promise<void> {
   const questions = o.questions ?? 500;
   const days = o.days ?? 180;
@@ -39,16 +56,11 @@ export async function seedReferenceData(client: pg.Client | pg.PoolClient, o: Se
   );
   for (let start = 0; start < o.rows; start += chunk) {
     const end = Math.min(o.rows, start + chunk) - 1;
-    // Row g is answer k of exam e. An exam's questions share a parity, so no two are one item:
-    // the view's id (exam id + item id) stays unique in clean data.
+    // Row g is answer k of exam e.
     await client.query(
       `INSERT INTO exam_results (id, student_id, result_json, completed_at)
-       SELECT e, CASE WHEN s % 10 = 0 THEN 'legacy-' || s ELSE md5('student-' || s)::uuid::text END,
-              jsonb_build_object(
-                'questionId', ((e * 7 + k * 2) % $3) + 1,
-                'studentAnswer', chr((65 + ((e + k) % 4))::int),
-                'isCorrect', ((e * 13 + k * 7) % 3) <> 0,
-                'responseTime', 500 + ((e * 7919 + k * 104729) % 60000)),
+       SELECT e, ${generatedStudentSql()},
+              ${generatedResultJsonSql('$3')},
               now() - make_interval(mins => ((e * 7919) % ($4 * 1440))::int) - make_interval(secs => k * 20)
          FROM (SELECT g / ${ANSWERS_PER_EXAM} AS e, g % ${ANSWERS_PER_EXAM} AS k FROM generate_series($1::bigint, $2::bigint) g) r,
               LATERAL (SELECT (e * 31) % $5 AS s) st`,
