@@ -28,6 +28,28 @@ export const LEGACY_STUDENTS = `${OPS}.attempt_mv_legacy_students`;
 /** The copy's row count, kept in step with each refresh so an hourly run need not count 2M rows. */
 export const MV_STATE = `${OPS}.attempt_mv_state`;
 export const CAPTURE_FUNCTION = `${OPS}.attempt_capture`;
+/** Each consumer's position in the change log (a snapshot): refresh-mv now, the health check next. */
+export const CURSORS = `${OPS}.capture_cursors`;
+/** DDL on the watched tables and the view, recorded by the capture's event trigger. */
+export const DDL_EVENTS = `${OPS}.ddl_events`;
+/** Per watched schema: whether the capture is wanted (bootstrap's choice), and the columns it reads. */
+export const CAPTURE_SETTINGS = `${OPS}.capture_settings`;
+
+/**
+ * What the least-privilege roles need of the capture's objects (functions/sql/roles.ts grants
+ * them where they exist). Nobody but their owner may write the log or the cursors directly: the
+ * consumers advance through these SECURITY DEFINER functions, which check who calls them.
+ */
+export const CAPTURE_PRIVILEGES = {
+  /** SELECT for the monitor, maintainer and operator roles. */
+  readable: [CHANGES, CURSORS, DDL_EVENTS, CAPTURE_SETTINGS, LEGACY_STUDENTS, MV_STATE],
+  /** SELECT, INSERT, UPDATE, DELETE for the maintainer: refresh-mv's own bookkeeping, not audit. */
+  maintainerWritable: [LEGACY_STUDENTS, MV_STATE],
+  /** EXECUTE for the maintainer (signatures as to_regprocedure reads them). */
+  maintainerFunctions: [`${OPS}.capture_consume(text, text)`, `${OPS}.capture_prune(text)`],
+  /** EXECUTE for the monitor. */
+  monitorFunctions: [`${OPS}.capture_prune(text)`],
+} as const;
 
 /** The marker that tells our table-backed copy from any other table called attempt_mv. */
 export const TABLE_COPY_COMMENT = 'attempt-ops: table-backed copy of attempt, maintained by refresh-mv (incremental)';
