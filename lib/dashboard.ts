@@ -74,6 +74,7 @@ export class AttemptDashboard extends Construct {
           custom('attempt_null_required_fields'),
           custom('attempt_orphan_results'),
           custom('attempt_duplicate_ids'),
+          custom('attempt_no_tie_groups', 'Maximum', 'attempt_no_tie_groups (pairs)'),
         ],
         width: 12,
       }),
@@ -81,7 +82,15 @@ export class AttemptDashboard extends Construct {
         title: 'attempt_mv staleness (s)',
         left: [custom('attempt_mv_staleness_seconds')],
         leftAnnotations: [{ value: THRESHOLDS.mvStalenessSeconds, label: `P2 > ${THRESHOLDS.mvStalenessSeconds} s`, color: '#ff9900' }],
-        width: 12,
+        width: 6,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'attempt_mv fidelity and capture',
+        left: [
+          custom('attempt_mv_divergent_rows', 'Maximum', 'attempt_mv_divergent_rows (rows)'),
+          custom('attempt_capture_problems', 'Maximum', 'attempt_capture_problems'),
+        ],
+        width: 6,
       }),
     );
     this.dashboard.addWidgets(

@@ -1,10 +1,13 @@
 /** Every health check, in report order. Adding a check is adding its file and a line here. */
 import type { CheckName } from '../contract/index.ts';
+import { attemptNoTies } from './attempt-no-ties.ts';
 import { blocking } from './blocking.ts';
+import { capture } from './capture.ts';
 import { connections } from './connections.ts';
 import { duplicateIds } from './duplicate-ids.ts';
 import { freshness } from './freshness.ts';
 import { longRunning } from './long-running.ts';
+import { mvFidelity } from './mv-fidelity.ts';
 import { mvStaleness } from './mv-staleness.ts';
 import { orphanResults } from './orphan-results.ts';
 import { permissions } from './permissions.ts';
@@ -31,4 +34,7 @@ export const CATALOG: Record<CheckName, HealthCheck> = {
   connections,
   query_latency: queryLatency,
   mv_staleness: mvStaleness,
+  capture,
+  mv_fidelity: mvFidelity,
+  attempt_no_ties: attemptNoTies,
 };

@@ -178,6 +178,9 @@ export const ALARM_SPECS: readonly AlarmSpec[] = [
   checkAlarm('mv-stale', 'MV stale', 'mv_staleness', { firesWhen: `attempt_mv_staleness_seconds > ${THRESHOLDS.mvStalenessSeconds}` }),
   checkAlarm('long-running', 'long running', 'long_running', { firesWhen: `long_running_queries > ${THRESHOLDS.longRunningQueries}` }),
   checkAlarm('no-fresh-data', 'no fresh data', 'freshness', { firesWhen: `attempt_latest_age_seconds > ${THRESHOLDS.latestAgeSeconds}` }),
+  checkAlarm('capture', 'capture', 'capture', { firesWhen: `attempt_capture_problems > ${THRESHOLDS.captureProblems}` }),
+  checkAlarm('copy-differs', 'copy differs', 'mv_fidelity', { firesWhen: `attempt_mv_divergent_rows > ${THRESHOLDS.mvDivergentRows}` }),
+  checkAlarm('ties', 'ties', 'attempt_no_ties', { firesWhen: `attempt_no_tie_groups > ${THRESHOLDS.noTieGroups}` }),
   {
     id: 'no-queries',
     title: 'no queries',

@@ -36,6 +36,12 @@ export const THRESHOLDS = {
   latencyBaselineMs: 200,
   /** The runbook refreshes attempt_mv hourly; two missed refreshes is stale. */
   mvStalenessSeconds: 2 * 3600,
+  /** Any reason not to trust the change capture is a P1: the copy may silently diverge. */
+  captureProblems: 0,
+  /** Any row where attempt_mv differs from the view (ties compared as multisets). */
+  mvDivergentRows: 0,
+  /** Any (raw student, item) pair whose attempt_no the view leaves to chance. */
+  noTieGroups: 0,
   /** Runbook "Monitoring & Alerts": CPUUtilization > 80 % for 5 min. */
   cpuPercent: 80,
   cpuMinutes: 5,
@@ -115,6 +121,18 @@ export const CHECK_SPECS: Record<CheckName, CheckSpec> = {
   mv_staleness: spec({
     name: 'mv_staleness', severity: 'P2', runbook: RUNBOOK.mvRefresh, metric: 'attempt_mv_staleness_seconds',
     threshold: THRESHOLDS.mvStalenessSeconds, comparison: 'greater', summary: 'attempt_mv is refreshed',
+  }),
+  capture: spec({
+    name: 'capture', severity: 'P1', runbook: RUNBOOK.mvRefresh, metric: 'attempt_capture_problems',
+    threshold: THRESHOLDS.captureProblems, comparison: 'greater', summary: 'the change capture sees every write',
+  }),
+  mv_fidelity: spec({
+    name: 'mv_fidelity', severity: 'P1', runbook: RUNBOOK.mvRefresh, metric: 'attempt_mv_divergent_rows',
+    threshold: THRESHOLDS.mvDivergentRows, comparison: 'greater', summary: 'attempt_mv equals the view',
+  }),
+  attempt_no_ties: spec({
+    name: 'attempt_no_ties', severity: 'P2', runbook: RUNBOOK.determinism, metric: 'attempt_no_tie_groups',
+    threshold: THRESHOLDS.noTieGroups, comparison: 'greater', summary: 'attempt_no is determined by the view',
   }),
 };
 

@@ -42,6 +42,9 @@ export const CHECK_NAMES = [
   'connections',
   'query_latency',
   'mv_staleness',
+  'capture',
+  'mv_fidelity',
+  'attempt_no_ties',
 ] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 
@@ -51,6 +54,7 @@ export const DATA_QUALITY_CHECKS: readonly CheckName[] = [
   'required_nulls',
   'orphan_results',
   'duplicate_ids',
+  'attempt_no_ties',
 ];
 
 export const SCOPES = ['incremental', 'full'] as const;

@@ -50,7 +50,7 @@ describe('benchmark harness on 2,000 rows', () => {
     expect(incremental.windowRows).toBeGreaterThan(0);
     expect(incremental.windowRows).toBeLessThan(ROWS);
     expect(full).toMatchObject({ scope: 'full', window: 'every row', windowRows: ROWS, status: 'ok' });
-    expect(incremental.dataQuality).toEqual({ view_queryable: 'ok', required_nulls: 'ok', orphan_results: 'ok', duplicate_ids: 'ok' });
+    expect(incremental.dataQuality).toEqual({ view_queryable: 'ok', required_nulls: 'ok', orphan_results: 'ok', duplicate_ids: 'ok', attempt_no_ties: 'ok' });
     expect(incremental.dbMs.samples).toHaveLength(1);
     expect(incremental.statements).toBeGreaterThan(0);
     expect(incremental.problems).toEqual([]);

@@ -58,7 +58,7 @@ describe('health-check handler', () => {
 
   it('publishes nothing on a dry run', async () => {
     const report = (await handler({ dryRun: true }, context)) as HealthReport;
-    expect(report.checks).toHaveLength(14);
+    expect(report.checks).toHaveLength(CHECK_NAMES.length);
     expect(cloudwatch.commandCalls(PutMetricDataCommand)).toHaveLength(0);
   });
 

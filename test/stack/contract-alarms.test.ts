@@ -55,6 +55,9 @@ describe('contract alarms', () => {
       'mv-stale': THRESHOLDS.mvStalenessSeconds,
       'long-running': THRESHOLDS.longRunningQueries,
       'no-fresh-data': THRESHOLDS.latestAgeSeconds,
+      capture: THRESHOLDS.captureProblems,
+      'copy-differs': THRESHOLDS.mvDivergentRows,
+      ties: THRESHOLDS.noTieGroups,
       'no-queries': 0,
     };
     expect(ALARM_SPECS.map((s) => s.id).sort()).toEqual(Object.keys(expected).sort());

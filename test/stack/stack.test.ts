@@ -360,6 +360,9 @@ describe('alarms', () => {
     ['P2-mv-stale', 'attempt_mv_staleness_seconds', 'Maximum', 'GreaterThanThreshold', 7200, 300, 1, 1, 'ignore', 'warning', db],
     ['P2-long-running', 'long_running_queries', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'warning', db],
     ['P3-no-fresh-data', 'attempt_latest_age_seconds', 'Maximum', 'GreaterThanThreshold', 86400, 300, 1, 1, 'ignore', 'info', db],
+    ['P1-capture', 'attempt_capture_problems', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
+    ['P1-copy-differs', 'attempt_mv_divergent_rows', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
+    ['P2-ties', 'attempt_no_tie_groups', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'warning', db],
     ...(JOBS.map((job) => [`P2-job-failed-${job}`, 'Errors', 'Sum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'warning', [{ Name: 'FunctionName', Value: { fn: job } }]]) as any[]),
     ...([
       ['health-check', 3600],
@@ -455,6 +458,7 @@ describe('dashboard', () => {
     for (const needle of [
       'attempt_query_p99_latency', '"value\\":2000', 'DatabaseConnections', 'CPUUtilization', 'attempt_poison_rows',
       'attempt_null_required_fields', 'attempt_orphan_results', 'attempt_duplicate_ids', 'attempt_mv_staleness_seconds',
+      'attempt_no_tie_groups', 'attempt_mv_divergent_rows', 'attempt_capture_problems',
       '\\"Duration\\"', '\\"Errors\\"', '\\"type\\":\\"alarm\\"',
     ]) {
       expect(body, needle).toContain(needle);
