@@ -25,14 +25,16 @@ import { AttemptOpsError, ConfigError, classifyDbError, oneLine } from '../db/er
 import { qualified } from '../db/identifiers.ts';
 import { withClient, type PoolClient } from '../db/pool.ts';
 import {
-  CAPTURED_TABLES, CAPTURE_TRIGGERS, COPY_BUILD_NAME, STUDENT_INDEX, TABLE_COPY_COMMENT,
-  captureInstallSql, createCopySql, fullRebuildSql, incrementalSql, studentIndexSql, swapSql,
+  CAPTURED_TABLES, CAPTURE_STATUS_SQL, COPY_BUILD_NAME, PRUNE_SQL, REGISTER_SQL, STUDENT_INDEX, TABLE_COPY_COMMENT, UNREGISTER_SQL,
+  createCopySql, fullRebuildSql, incrementalSql, studentIndexSql, swapSql,
 } from '../sql/incremental.ts';
+import { buildIndexConcurrently, installCapture, type InstallBudget } from './incremental/capture-install.ts';
 import { JOB_RUNS } from '../sql/ops-schema.ts';
 import { applyTimeouts, longStatement, type StatementTimeouts } from './analyze.ts';
 import type { JobDeps } from './deps.ts';
 import {
-  DEFAULT_FALLBACK, convertToTable, installCapture, rebuildCopy, refreshStudents, type FallbackPolicy, type StepContext,
+  DEFAULT_FALLBACK, DEFAULT_VERIFY, convertToTable, rebuildCopy, refreshStudents, viewIsV1,
+  type FallbackPolicy, type StepContext, type VerifyPolicy,
 } from './incremental/table-copy.ts';
 
 /**
@@ -57,6 +59,12 @@ export interface RefreshOptions {
   lockTimeoutMs?: number;
   /** Incremental only: when a change is large enough that a full rebuild is cheaper. */
   fallback?: Partial<FallbackPolicy>;
+  /** Incremental only: how much of the copy each run compares with the view. */
+  verify?: Partial<VerifyPolicy>;
+  /** How long building the student index may wait for older transactions (ms); default 30 s. */
+  indexWaitMs?: number;
+  /** How the capture install (by an owner's run) tries for its locks. */
+  installBudget?: Partial<InstallBudget>;
 }
 
 /** What the refresh needs to know about attempt_mv before it starts. */
@@ -68,8 +76,14 @@ export interface MvState {
   hasJobRuns: boolean;
   /** A table carrying our marker: the table-backed copy that incremental refreshes maintain. */
   tableCopy: boolean;
-  /** Every change-capture trigger is in place and enabled on exam_results and questions. */
+  /** Every change-capture trigger is in place and enabled always, on every watched table and partition. */
   captureInstalled: boolean;
+  /** What attempt_ops.capture_status reports (none: trusted); not_installed when it does not exist. */
+  captureProblems: { problem: string; detail: string }[];
+  /** This session's role owns exam_results, so it may install or repair the capture. */
+  ownsTables: boolean;
+  /** May create the copy beside the materialized view (CREATE on the schema) and drop the view (its owner). */
+  mayConvert: boolean;
   /**
    * An index on exam_results leading with student_id, either without a predicate or ours (whose
    * predicate is the view's WHERE): valid, only an INVALID leftover of ours, or none. Read from
@@ -96,6 +110,9 @@ export interface ExecContext {
   schema: string;
   relation: string;
   fallback: FallbackPolicy;
+  verify: VerifyPolicy;
+  options: RefreshOptions;
+  deps: JobDeps;
   transaction<T>(isolation: 'read committed' | 'repeatable read', fn: (step: StepContext) => Promise<T>): Promise<T>;
   /** Statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY), on a session of their own. */
   alone(statements: readonly string[]): Promise<void>;
@@ -126,33 +143,72 @@ function tableRebuildPlan(relation: string, schema: string): RefreshPlan {
     run: (ctx) =>
       ctx.transaction('repeatable read', async (step) => {
         const rebuilt = await rebuildCopy(step, relation, []);
-        return { mode: 'full', reason: TABLE_REBUILD_REASON, rows: rebuilt.rows, sql: rebuilt.sql };
+        return { mode: 'full', reason: TABLE_REBUILD_REASON, rows: rebuilt.rows, sql: rebuilt.sql, notes: rebuilt.v1 ? [] : [NOT_V1_NOTE] };
       }),
   };
 }
 
+const NOT_V1_NOTE = 'the view is not the V1 text: attempt_mv was rebuilt from the view itself, and incremental runs rebuild it whole until the view is V1 again';
+
 const CONVERT_REASON =
   'converts the materialized view once into a table-backed copy with change capture, built from the view (readers keep reading the old view until a brief ACCESS EXCLUSIVE lock at the swap); later runs recompute only what changed';
 
+const OWNER_WORK = (schema: string) =>
+  `run attempt-ops bootstrap --apply (or this refresh) as the owner of ${schema}.exam_results, which the maintainer role is not`;
+
+function captureBroken(mv: MvState): { problem: string; detail: string }[] {
+  // DDL since the last rebuild is what the rebuild that follows mends; a stale cursor is not ours to fix here.
+  // The DDL watcher's absence is reported by the capture check; the triggers themselves still see
+  // every write, and what it would have caught (a new partition, a rename) shows up here directly.
+  return mv.captureProblems.filter((p) => !['ddl_since_rebuild', 'consumer_stale', 'ddl_watcher'].includes(p.problem));
+}
+
 /**
- * The conversion: the capture first, in its own short transaction (CREATE TRIGGER makes writers
- * wait while it holds its lock), then the copy built beside the view and swapped in. From the
- * moment the capture commits, every change is logged; the copy is built in a later snapshot, so
- * nothing falls between the two.
+ * The conversion: the capture must be in place first (bootstrap installs it; an owner's run
+ * repairs it), the student index built, refresh-mv's cursor registered in a transaction of its
+ * own, and then the copy built beside the view and swapped in. The cursor commits before the
+ * copy's snapshot is taken, so no change falls between the two; a failed conversion drops the
+ * cursor again, so nothing is left that makes the log grow.
  */
 function convertPlan(relation: string, schema: string, mv: MvState): RefreshPlan {
   const index = indexStep(schema, mv);
   return {
     mode: 'incremental',
     reason: CONVERT_REASON,
-    sql: [...index.sql, ...captureInstallSql(schema), createCopySql(schema, COPY_BUILD_NAME), `INSERT INTO ${qualified(schema, COPY_BUILD_NAME)} SELECT ... (the view's SELECT)`, ...swapSql(schema, COPY_BUILD_NAME)],
+    sql: [...index.sql, REGISTER_SQL, createCopySql(schema, COPY_BUILD_NAME), `INSERT INTO ${qualified(schema, COPY_BUILD_NAME)} SELECT ... (the view's SELECT)`, ...swapSql(schema, COPY_BUILD_NAME)],
     run: async (ctx) => {
-      const indexed = await index.run(ctx);
-      const captureSql: string[] = [];
-      const t0 = performance.now();
-      await ctx.transaction('read committed', (step) => installCapture(step, captureSql));
+      if (mv.captureProblems.some((p) => p.problem === 'turned_off')) {
+        throw new AttemptOpsError('config', `the change capture is turned off on ${schema} (bootstrap --no-capture): incremental refresh needs it; use --mode concurrent, or bootstrap --apply with the capture`);
+      }
+      if (!mv.mayConvert) {
+        throw new AttemptOpsError('permission', `converting ${schema}.attempt_mv into the table-backed copy needs CREATE on schema ${schema} and ownership of attempt_mv: ${OWNER_WORK(schema)}`);
+      }
+      const before: ActionReport[] = [];
+      if (captureBroken(mv).length > 0) {
+        if (!mv.ownsTables) {
+          throw new AttemptOpsError('permission', `the change capture on ${schema} is not in place (${captureBroken(mv).map((p) => p.detail).join('; ')}): ${OWNER_WORK(schema)}`);
+        }
+        const t0 = performance.now();
+        const done = await installCapture(ctx.deps, { repair: true, budget: ctx.options.installBudget });
+        before.push({ object: `${schema}.exam_results, ${schema}.questions`, action: 'install change capture', outcome: 'done', message: done.join('; ') || 'in place', durationMs: Math.round(performance.now() - t0) });
+      }
+      before.push(...(await index.run(ctx)));
       const t1 = performance.now();
-      const converted = await ctx.transaction('repeatable read', (step) => convertToTable(step, []));
+      await ctx.deps.pool.query(REGISTER_SQL, [schema]);
+      let converted: Awaited<ReturnType<typeof convertToTable>>;
+      try {
+        converted = await ctx.transaction('repeatable read', async (step) => {
+          // Our own DROP and RENAME are not DDL events to report.
+          await step.client.query(`SET LOCAL attempt_ops.capture_ddl = 'on'`);
+          if (!(await viewIsV1(step, null)).v1) {
+            throw new AttemptOpsError('config', `${schema}.attempt is not the V1 text (CONTRACT.md section 1): the incremental copy recomputes students from that text, so it refuses to convert; use --mode concurrent, or restore the view (remediate recreate-view)`);
+          }
+          return convertToTable(step, []);
+        });
+      } catch (err) {
+        await ctx.deps.pool.query(UNREGISTER_SQL, [schema]).catch(() => undefined);
+        throw err;
+      }
       const t2 = performance.now();
       const display = `${schema}.attempt_mv`;
       return {
@@ -161,11 +217,10 @@ function convertPlan(relation: string, schema: string, mv: MvState): RefreshPlan
         rows: converted.rows,
         sql: converted.sql,
         before: [
-          ...indexed,
-          { object: `${schema}.exam_results, ${schema}.questions`, action: 'install change capture', outcome: 'done', message: 'statement-level triggers log the students and questions each write touches into attempt_ops.attempt_changes', sql: captureSql, durationMs: Math.round(t1 - t0) },
+          ...before,
           {
             object: display, action: 'convert to table', outcome: 'done',
-            message: `the materialized view is now a table-backed copy (same columns, indexes, owner and grants); the swap at the end took a brief ACCESS EXCLUSIVE lock on the old materialized view`,
+            message: `the materialized view is now a table-backed copy (same columns, indexes, owner and grants, column grants included); the swap at the end took a brief ACCESS EXCLUSIVE lock on the old materialized view`,
             sql: converted.swapSql, durationMs: Math.round(t2 - t1), before: { kind: 'materialized view' }, after: { kind: 'table', rows: converted.rows },
           },
         ],
@@ -176,16 +231,18 @@ function convertPlan(relation: string, schema: string, mv: MvState): RefreshPlan
 }
 
 function incrementalPlan(relation: string, schema: string, mv: MvState): RefreshPlan {
-  const plan = incrementalOnTable(relation, schema, mv.captureInstalled);
+  const plan = incrementalOnTable(relation, schema, mv);
   const index = indexStep(schema, mv);
   if (index.sql.length === 0) return plan;
   return {
     ...plan,
     sql: [...index.sql, ...plan.sql],
     run: async (ctx) => {
-      const indexed = await index.run(ctx);
+      // Owner work: without the index every run scans exam_results, which is slow, not wrong.
+      const indexed = mv.ownsTables ? await index.run(ctx) : [];
       const ran = await plan.run!(ctx);
-      return { ...ran, before: [...indexed, ...(ran.before ?? [])] };
+      const note = mv.ownsTables ? [] : [`${schema}.${STUDENT_INDEX} is missing and only the owner of exam_results may build it: each run scans exam_results until bootstrap --apply builds it`];
+      return { ...ran, before: [...indexed, ...(ran.before ?? [])], notes: [...(ran.notes ?? []), ...note] };
     },
   };
 }
@@ -193,7 +250,8 @@ function incrementalPlan(relation: string, schema: string, mv: MvState): Refresh
 /**
  * The index the incremental path reads exam_results through, built when it is missing (the
  * conversion, or someone dropped it): CONCURRENTLY, on its own session, before the refresh's
- * transaction, so writers keep writing. The advisory lock keeps a second builder away.
+ * transaction, so writers keep writing; it waits for older transactions within a budget and
+ * fails naming them rather than leave an INVALID index. The advisory lock keeps a second builder away.
  */
 function indexStep(schema: string, mv: MvState): { sql: string[]; run: (ctx: ExecContext) => Promise<ActionReport[]> } {
   if (mv.studentIndex === 'valid') return { sql: [], run: async () => [] };
@@ -202,7 +260,7 @@ function indexStep(schema: string, mv: MvState): { sql: string[]; run: (ctx: Exe
     sql,
     run: async (ctx) => {
       const t0 = performance.now();
-      await ctx.alone(sql);
+      await buildIndexConcurrently(ctx.deps, qualified(schema, 'exam_results'), qualified(schema, STUDENT_INDEX), sql, ctx.options.indexWaitMs);
       return [{
         object: `${schema}.${STUDENT_INDEX}`, action: 'create index', outcome: 'done',
         message: "runbook section 3's index on exam_results (student_id, completed_at): each incremental refresh reads the touched students through it (built CONCURRENTLY)",
@@ -212,19 +270,29 @@ function indexStep(schema: string, mv: MvState): { sql: string[]; run: (ctx: Exe
   };
 }
 
-function incrementalOnTable(relation: string, schema: string, captureInstalled: boolean): RefreshPlan {
-  if (!captureInstalled) {
+function incrementalOnTable(relation: string, schema: string, mv: MvState): RefreshPlan {
+  const broken = captureBroken(mv);
+  if (broken.length > 0) {
     const rebuild = tableRebuildPlan(relation, schema);
-    const reason = 'the change capture is missing: installed again, and the copy rebuilt since changes may have gone unlogged';
+    const off = broken.some((p) => p.problem === 'turned_off');
+    const why = broken.map((p) => p.detail).join('; ');
+    const repair = mv.ownsTables && !off;
+    const reason = repair
+      ? `the change capture was not in place (${why}): repaired, and the copy rebuilt since changes may have gone unlogged`
+      : `the change capture cannot be trusted (${why}): the copy is rebuilt whole on every run until ${off ? 'the capture is turned on' : 'an owner repairs it (bootstrap --apply)'}`;
     return {
       mode: 'full',
       reason,
-      sql: [...captureInstallSql(schema), ...rebuild.sql],
+      sql: rebuild.sql,
       run: async (ctx) => {
-        const captureSql: string[] = [];
-        await ctx.transaction('read committed', (step) => installCapture(step, captureSql));
+        const before: ActionReport[] = [];
+        if (repair) {
+          const t0 = performance.now();
+          const done = await installCapture(ctx.deps, { repair: true, budget: ctx.options.installBudget });
+          before.push({ object: `${schema}.exam_results, ${schema}.questions`, action: 'install change capture', outcome: 'done', message: done.join('; ') || 'in place', durationMs: Math.round(performance.now() - t0) });
+        }
         const ran = await rebuild.run!(ctx);
-        return { ...ran, reason, sql: [...captureSql, ...ran.sql] };
+        return { ...ran, reason, before: [...before, ...(ran.before ?? [])], notes: [...(ran.notes ?? []), ...(repair ? [] : [reason])] };
       },
     };
   }
@@ -237,14 +305,16 @@ function incrementalOnTable(relation: string, schema: string, captureInstalled: 
     sql: [...q.consume, q.summary, ...q.keys, q.sizing, q.deleteStudents, q.insertStudents, ...q.legacy, q.state],
     run: (ctx) =>
       ctx.transaction('repeatable read', async (step) => {
-        const done = await refreshStudents(step, relation, ctx.fallback, []);
+        const done = await refreshStudents(step, relation, ctx.fallback, [], ctx.verify);
         if (done.rows !== null) {
+          const v = done.verified;
           return {
             mode: 'incremental',
             reason: `${done.batches} logged change(s): ${done.students} student(s) recomputed, ${done.deleted} rows out, ${done.inserted} in`,
             rows: done.rows,
             sql: done.sql,
-            details: { batches: done.batches, students: done.students, deleted: done.deleted, inserted: done.inserted },
+            notes: v && v.divergent > 0 ? [`mv_fidelity: ${v.divergent} row(s) of the ${v.students} sampled students differ from the view: the next run rebuilds the copy`] : [],
+            details: { batches: done.batches, students: done.students, deleted: done.deleted, inserted: done.inserted, verified: v },
           };
         }
         const rebuilt = await rebuildCopy(step, relation, []);
@@ -253,6 +323,7 @@ function incrementalOnTable(relation: string, schema: string, captureInstalled: 
           reason: `fell back to a full rebuild: ${done.fallbackReason}`,
           rows: rebuilt.rows,
           sql: [...done.sql, ...rebuilt.sql],
+          notes: rebuilt.v1 ? [] : [NOT_V1_NOTE],
           details: { fallback: done.fallbackReason, batches: done.batches },
         };
       }),
@@ -293,8 +364,8 @@ export function refresherFor(mode: RefreshMode): Refresher {
 export async function inspectMv(deps: JobDeps): Promise<MvState> {
   try {
     const { rows } = await deps.pool.query<{
-      kind: string | null; populated: boolean | null; unique_index: string | null; has_job_runs: boolean; table_copy: boolean | null; triggers: number;
-      student_index: boolean; student_index_invalid: boolean;
+      kind: string | null; populated: boolean | null; unique_index: string | null; has_job_runs: boolean; table_copy: boolean | null;
+      student_index: boolean; student_index_invalid: boolean; has_status: boolean; owns_tables: boolean | null; may_convert: boolean | null;
     }>(
       `SELECT c.relkind::text AS kind, c.relispopulated AS populated,
               (SELECT i.indexrelid::regclass::text FROM pg_index i
@@ -302,8 +373,10 @@ export async function inspectMv(deps: JobDeps): Promise<MvState> {
                 LIMIT 1) AS unique_index,
               to_regclass($2) IS NOT NULL AS has_job_runs,
               c.relkind = 'r' AND obj_description(c.oid, 'pg_class') = $3 AS table_copy,
-              (SELECT count(*)::int FROM pg_trigger t
-                WHERE t.tgrelid = ANY (ARRAY[to_regclass($4), to_regclass($5)]) AND t.tgname = ANY ($6::text[]) AND t.tgenabled <> 'D') AS triggers,
+              to_regprocedure('attempt_ops.capture_status(text)') IS NOT NULL AS has_status,
+              (SELECT pg_has_role(current_user, e.relowner, 'USAGE') FROM pg_class e WHERE e.oid = to_regclass($4))
+                AND (SELECT pg_has_role(current_user, q.relowner, 'USAGE') FROM pg_class q WHERE q.oid = to_regclass($5)) AS owns_tables,
+              has_schema_privilege(current_user, $6::text, 'CREATE') AND pg_has_role(current_user, c.relowner, 'USAGE') AS may_convert,
               EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass($4) AND i.indisvalid AND i.indisready AND i.indkey[0] =
                         (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attname = 'student_id')
                         AND (i.indpred IS NULL OR i.indexrelid = to_regclass($7))) AS student_index,
@@ -311,18 +384,24 @@ export async function inspectMv(deps: JobDeps): Promise<MvState> {
          FROM (SELECT to_regclass($1) AS oid) r LEFT JOIN pg_class c ON c.oid = r.oid`,
       [
         qualified(deps.schema, 'attempt_mv'), JOB_RUNS, TABLE_COPY_COMMENT,
-        qualified(deps.schema, CAPTURED_TABLES[0]), qualified(deps.schema, CAPTURED_TABLES[1]), CAPTURE_TRIGGERS,
+        qualified(deps.schema, CAPTURED_TABLES[0]), qualified(deps.schema, CAPTURED_TABLES[1]), deps.schema,
         qualified(deps.schema, STUDENT_INDEX),
       ],
     );
     const r = rows[0]!;
+    const captureProblems = r.has_status
+      ? (await deps.pool.query<{ problem: string; detail: string }>(CAPTURE_STATUS_SQL, [deps.schema])).rows
+      : [{ problem: 'not_installed', detail: `the change capture is not installed on ${deps.schema}` }];
     return {
       kind: r.kind,
       populated: r.populated === true,
       uniqueIndex: r.unique_index,
       hasJobRuns: r.has_job_runs,
       tableCopy: r.table_copy === true,
-      captureInstalled: r.triggers === CAPTURED_TABLES.length * CAPTURE_TRIGGERS.length,
+      captureInstalled: captureBroken({ captureProblems } as MvState).length === 0,
+      captureProblems,
+      ownsTables: r.owns_tables === true,
+      mayConvert: r.may_convert === true,
       studentIndex: r.student_index ? 'valid' : r.student_index_invalid ? 'invalid' : null,
     };
   } catch (err) {
@@ -465,6 +544,9 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
     schema: deps.schema,
     relation,
     fallback,
+    verify: { ...DEFAULT_VERIFY, ...options.verify },
+    options,
+    deps,
     transaction: (isolation, fn) =>
       transaction(client, isolation, options, deps.remainingMs, (rollbackErr) => {
         broken = rollbackErr;
@@ -499,6 +581,12 @@ export async function runRefresh(deps: JobDeps, options: RefreshOptions = {}): P
       const durationMs = Math.round(performance.now() - started);
       const count = ran.rows;
       await recordFinish(deps, runId, 'success', count, null, durationMs, ran);
+      // The log rows every consumer has passed: autocommit, apart from the refresh's snapshot.
+      if (!mv.captureProblems.some((p) => p.problem === 'not_installed')) {
+        await deps.pool.query(PRUNE_SQL, [deps.schema]).catch((err) => {
+          (ran.notes ??= []).push(`could not prune the change log: ${oneLine(classifyDbError(err))}`);
+        });
+      }
       deps.log?.info('refreshed', { mode: ran.mode, rows: count, durationMs });
       return report(
         [

@@ -14,7 +14,8 @@
  */
 import type { PoolClient } from '../../db/pool.ts';
 import {
-  COPY_BUILD_NAME, captureInstallSql, copyIndexesSql, createCopySql, fullRebuildSql, incrementalSql, markCopySql, swapSql,
+  COPY_BUILD_NAME, viewGuardSql, CURSOR_EXISTS_SQL, MARK_REBUILD_SQL, MV_STATE, REGISTER_SQL, copyIndexesSql, createCopySql, fullRebuildSql,
+  incrementalSql, markCopySql, swapSql, verifySql, viewCheckSql,
 } from '../../sql/incremental.ts';
 import { qualified, quoteIdent } from '../../db/identifiers.ts';
 import { longStatement } from '../analyze.ts';
@@ -38,11 +39,15 @@ export interface StepContext {
 export interface Rebuilt {
   rows: number;
   sql: string[];
+  /** The view was the V1 text, so the next run may be incremental. */
+  v1: boolean;
 }
 
 export interface Incremented {
   /** null: the change was too large (or could not be applied in part) and nothing was done. */
   rows: number | null;
+  /** What the rotating comparison with the view found, when the run applied its change. */
+  verified?: Verified;
   fallbackReason: string | null;
   students: number;
   batches: number;
@@ -62,26 +67,67 @@ export async function serverVersion(client: PoolClient): Promise<number> {
   return rows[0]!.v;
 }
 
-/**
- * The change log, the legacy-student map, the state row's table, the capture function and its
- * triggers. CREATE TRIGGER takes SHARE ROW EXCLUSIVE on exam_results and questions, which makes
- * writers wait: so this runs alone, in its own short transaction, under the session's lock_timeout.
- */
-export async function installCapture(ctx: StepContext, log: string[]): Promise<void> {
-  for (const sql of captureInstallSql(ctx.schema)) await run(ctx, sql, [], log);
+/** How the copy is checked against the view after each incremental refresh. */
+export interface VerifyPolicy {
+  /** Fewest students compared per run. */
+  minStudents: number;
+  /** The whole copy is compared, one rotating sample after another, within this period. */
+  periodHours: number;
 }
 
-/** The whole copy, recomputed in one statement from the view's SELECT, with the change log consumed first. */
+export const DEFAULT_VERIFY: VerifyPolicy = { minStudents: 200, periodHours: 24 * 7 };
+
+/**
+ * Is the view still the V1 text? When its deparsed definition is the one last verified, yes
+ * without asking again; otherwise a temporary view of the V1 text is compared with it.
+ */
+export async function viewIsV1(ctx: StepContext, knownMd5: string | null, log?: string[]): Promise<{ v1: boolean; md5: string | null }> {
+  const q = viewCheckSql(ctx.schema);
+  const md5 = ((await run(ctx, q.md5, [], log)).rows[0]?.md5 as string | null) ?? null;
+  if (md5 === null) return { v1: false, md5 };
+  if (knownMd5 !== null && md5 === knownMd5) return { v1: true, md5 };
+  await run(ctx, q.savepoint);
+  try {
+    await run(ctx, q.reference);
+    const v1 = (await run(ctx, q.compare)).rows[0]?.v1 === true;
+    return { v1, md5: v1 ? md5 : null };
+  } catch {
+    // The V1 text does not even compile against the tables as they are now (a renamed column).
+    return { v1: false, md5: null };
+  } finally {
+    await run(ctx, q.rollback);
+  }
+}
+
+/**
+ * refresh-mv's cursor into the change log, registered at this transaction's snapshot when it has
+ * none: only a caller that rebuilds the whole copy from this same snapshot may do that.
+ */
+async function ensureCursor(ctx: StepContext, sql: string[]): Promise<boolean> {
+  const registered = (await run(ctx, CURSOR_EXISTS_SQL, [ctx.schema], sql)).rows[0]?.registered === true;
+  if (!registered) await run(ctx, REGISTER_SQL, [ctx.schema], sql);
+  return registered;
+}
+
+/**
+ * The whole copy, recomputed in one statement from the view itself, with the change log consumed
+ * first in the same snapshot. When the view is not the V1 text the copy still follows it, but the
+ * incremental path (which recomputes students from the V1 text) is off until it is again.
+ */
 export async function rebuildCopy(ctx: StepContext, copy: string, log: string[]): Promise<Rebuilt> {
   const sql: string[] = [];
   const f = fullRebuildSql(ctx.schema, copy);
+  await ensureCursor(ctx, sql);
   await run(ctx, f.consume, [ctx.schema], sql);
+  const known = (await run(ctx, `SELECT view_md5 FROM ${MV_STATE} WHERE source_schema = $1`, [ctx.schema])).rows[0]?.view_md5 as string | null | undefined;
+  const view = await viewIsV1(ctx, known ?? null, sql);
   await run(ctx, f.delete, [], sql);
   const inserted = await run(ctx, f.insert, [], sql);
-  for (const s of f.legacy) await run(ctx, s, [ctx.schema], sql);
-  await run(ctx, f.state, [ctx.schema, inserted.rowCount], sql);
+  if (view.v1) for (const s of f.legacy) await run(ctx, s, [ctx.schema], sql);
+  else await run(ctx, f.clearLegacy, [ctx.schema], sql);
+  await run(ctx, f.state, [ctx.schema, inserted.rowCount, view.md5, view.v1], sql);
   log.push(...sql);
-  return { rows: inserted.rowCount, sql };
+  return { rows: inserted.rowCount, sql, v1: view.v1 };
 }
 
 /**
@@ -90,23 +136,32 @@ export async function rebuildCopy(ctx: StepContext, copy: string, log: string[])
  * or is too large to be worth doing in part; the consumed changes are then still consumed, by the
  * caller's rebuild in the same transaction.
  */
-export async function refreshStudents(ctx: StepContext, copy: string, policy: FallbackPolicy, log: string[]): Promise<Incremented> {
+export async function refreshStudents(ctx: StepContext, copy: string, policy: FallbackPolicy, log: string[], verify: VerifyPolicy = DEFAULT_VERIFY): Promise<Incremented> {
   const sql: string[] = [];
   const q = incrementalSql(ctx.schema, copy, await serverVersion(ctx.client));
+  // Without a cursor nobody knows what changed since the copy was made: rebuild from here on.
+  const registered = await ensureCursor(ctx, sql);
   for (const s of q.consume) await run(ctx, s, s.includes('$1') ? [ctx.schema] : [], sql);
-  const summary = (await run(ctx, q.summary, [ctx.schema], sql)).rows[0] as { batches: number; full_rebuild: boolean; question_batches: number; row_count: string | null };
+  const summary = (await run(ctx, q.summary, [ctx.schema], sql)).rows[0] as {
+    batches: number; full_rebuild: boolean; rebuild_reason: string | null; incremental_ready: boolean | null; question_batches: number; row_count: string | null;
+  };
   const base = { students: 0, batches: summary.batches, deleted: 0, inserted: 0 };
   const stop = (reason: string): Incremented => {
     log.push(...sql);
     return { ...base, rows: null, fallbackReason: reason, sql };
   };
-  if (summary.full_rebuild) return stop('a TRUNCATE of exam_results or questions asked for a full rebuild');
+  if (!registered) return stop("the change log had no cursor for refresh-mv: nothing says what changed since the copy was made");
+  if (summary.full_rebuild) return stop(`the change log asks for a full rebuild (${summary.rebuild_reason ?? 'a TRUNCATE'})`);
   if (summary.row_count === null) return stop('the copy has no state row (its row count): rebuilt to start from a known state');
+  if (summary.incremental_ready === false) return stop('the view is not the V1 text: the copy follows it by full rebuilds');
+  const known = (await run(ctx, `SELECT view_md5 FROM ${MV_STATE} WHERE source_schema = $1`, [ctx.schema])).rows[0]?.view_md5 as string | null;
+  if (!(await viewIsV1(ctx, known, sql)).v1) return stop('the view is no longer the V1 text (CREATE OR REPLACE VIEW, or a renamed column): rebuilt from the view');
   const rowCount = Number(summary.row_count);
   if (summary.batches === 0) {
     await run(ctx, q.state, [ctx.schema, 0], sql);
+    const verified = await verifyCopy(ctx, copy, verify, sql);
     log.push(...sql);
-    return { ...base, rows: rowCount, fallbackReason: null, sql };
+    return { ...base, rows: rowCount, fallbackReason: null, sql, verified };
   }
 
   await run(ctx, q.keys[0]!, [], sql);
@@ -126,8 +181,54 @@ export async function refreshStudents(ctx: StepContext, copy: string, policy: Fa
   const inserted = (await run(ctx, q.insertStudents, [], sql)).rowCount + (size.null_student ? (await run(ctx, q.insertNullStudent, [], sql)).rowCount : 0);
   for (const s of q.legacy) await run(ctx, s, [ctx.schema], sql);
   await run(ctx, q.state, [ctx.schema, inserted - deleted], sql);
+  const verified = await verifyCopy(ctx, copy, verify, sql);
   log.push(...sql);
-  return { rows: rowCount + inserted - deleted, fallbackReason: null, students, batches: summary.batches, deleted, inserted, sql };
+  return { rows: rowCount + inserted - deleted, fallbackReason: null, students, batches: summary.batches, deleted, inserted, sql, verified };
+}
+
+export interface Verified {
+  students: number;
+  divergent: number;
+  /** Sample students (uuids) whose rows differ. */
+  sample: string[];
+  /** This sample reached the end of the students: the whole copy has been compared once more. */
+  lapCompleted: boolean;
+}
+
+/**
+ * Compares the next students of the rotating sample with the view, in the refresh's snapshot, so
+ * what it compares is what the refresh just wrote. Enough students each run that the whole copy
+ * is compared within the period, whatever the schedule; a divergence records a full rebuild for
+ * the next run (the capture missed something, and nobody knows how much).
+ */
+export async function verifyCopy(ctx: StepContext, copy: string, policy: VerifyPolicy, log: string[]): Promise<Verified> {
+  const v = verifySql(ctx.schema, copy);
+  const { rows } = await run(
+    ctx,
+    `SELECT m.verify_position::text AS position, extract(epoch FROM now() - coalesce(m.verified_at, m.rebuilt_at)) / 3600 AS hours,
+            (SELECT CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * c.reltuples ELSE s.n_distinct END
+               FROM pg_stats s JOIN pg_class c ON c.oid = to_regclass($2)
+              WHERE s.schemaname = $1 AND s.tablename = 'attempt_mv' AND s.attname = 'student_id') AS students
+       FROM ${MV_STATE} m WHERE m.source_schema = $1`,
+    [ctx.schema, copy],
+    log,
+  );
+  const st = rows[0] as { position: string | null; hours: number | null; students: number | null } | undefined;
+  const total = Number(st?.students ?? 0);
+  const share = Math.min(1, Math.max(0, Number(st?.hours ?? 0)) / policy.periodHours);
+  const size = Math.min(20_000, Math.max(policy.minStudents, Math.ceil(total * share)));
+  await run(ctx, v.sample[0]!, [], log);
+  await run(ctx, v.sample[1]!, [st?.position ?? null, size], log);
+  await run(ctx, v.sample[2]!, [], log);
+  for (const s of v.keys) await run(ctx, s, s.includes('$1') ? [ctx.schema] : [], log);
+  const r = (await run(ctx, v.compare, [], log)).rows[0] as { divergent: string; students: string[] | null; sampled: number; last_student: string | null };
+  const divergent = Number(r.divergent);
+  const lapCompleted = r.sampled < size;
+  const sample = r.students ?? [];
+  await run(ctx, v.state, [ctx.schema, r.sampled, divergent, lapCompleted ? null : r.last_student, lapCompleted,
+    JSON.stringify({ by: 'sample', divergentStudents: sample })], log);
+  if (divergent > 0) await run(ctx, MARK_REBUILD_SQL, [ctx.schema, `mv_fidelity: ${divergent} row(s) of ${r.sampled} sampled students differ from the view`], log);
+  return { students: r.sampled, divergent, sample, lapCompleted };
 }
 
 export interface MvAccess {
@@ -149,9 +250,20 @@ export async function readAccess(ctx: StepContext, newName: string): Promise<MvA
     [qualified(ctx.schema, 'attempt_mv')],
   );
   const rel = qualified(ctx.schema, newName);
+  const to = (grantee: string | null, grantable: boolean) => `${grantee === null ? 'PUBLIC' : quoteIdent(grantee)}${grantable ? ' WITH GRANT OPTION' : ''}`;
   const grants = rows
     .filter((r) => r.privilege !== null && r.privilege !== undefined)
-    .map((r) => `GRANT ${r.privilege} ON ${rel} TO ${r.grantee === null ? 'PUBLIC' : quoteIdent(r.grantee)}${r.grantable ? ' WITH GRANT OPTION' : ''}`);
+    .map((r) => `GRANT ${r.privilege} ON ${rel} TO ${to(r.grantee, r.grantable)}`);
+  // Column-level grants live on pg_attribute, not on the relation.
+  const { rows: cols } = await ctx.client.query<{ attname: string; grantee: string | null; privilege: string; grantable: boolean }>(
+    `SELECT a.attname, CASE WHEN x.grantee = 0 THEN NULL ELSE pg_get_userbyid(x.grantee) END AS grantee,
+            x.privilege_type AS privilege, x.is_grantable AS grantable
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid, aclexplode(a.attacl) x
+      WHERE a.attrelid = to_regclass($1) AND a.attacl IS NOT NULL AND NOT a.attisdropped AND x.grantee <> c.relowner
+      ORDER BY a.attnum`,
+    [qualified(ctx.schema, 'attempt_mv')],
+  );
+  for (const c of cols) grants.push(`GRANT ${c.privilege} (${quoteIdent(c.attname)}) ON ${rel} TO ${to(c.grantee, c.grantable)}`);
   return { owner: rows[0]?.owner ?? '', grants };
 }
 
@@ -180,6 +292,8 @@ export async function convertToTable(ctx: StepContext, log: string[]): Promise<{
   if (access.owner && access.owner !== me[0]!.me) await run(ctx, `ALTER TABLE ${copy} OWNER TO ${quoteIdent(access.owner)}`, [], sql);
   const swap = swapSql(ctx.schema, name);
   for (const s of swap) await run(ctx, s, [], sql);
+  // The materialized view depended on the view, so DROP VIEW attempt needed CASCADE: keep it so.
+  await run(ctx, viewGuardSql(ctx.schema), [], sql);
   log.push(...sql);
   return { rows: rebuilt.rows, sql, swapSql: swap };
 }
