@@ -36,7 +36,68 @@ import {
 import { ROLES, attemptMvOwnerSql, rolesSql } from '../sql/roles.ts';
 import { applyTimeouts, longStatement } from './analyze.ts';
 import type { JobDeps } from './deps.ts';
-import { REFRESH_STATEMENT_TIMEOUT_MS, runAlone, runRefresh } from './refresh-mv.ts';
+import { REFRESH_STATEMENT_TIMEOUT_MS, inspectMv, runAlone, runRefresh } from './refresh-mv.ts';
+import { buildIndexConcurrently, installCapture } from './incremental/capture-install.ts';
+import { CAPTURE_STATUS_SQL, STUDENT_INDEX, studentIndexSql } from '../sql/incremental.ts';
+
+/** Problems a bootstrap does not mend: DDL since the last rebuild is refresh-mv's, a stale cursor its consumer's. */
+const NOT_BOOTSTRAPS = new Set(['ddl_since_rebuild', 'consumer_stale']);
+
+/**
+ * The change capture, as a foundation of every schema bootstrap sets up (functions/sql/capture.ts),
+ * and the student index its consumers read exam_results through. Both are owner work on the base
+ * tables; the capture is installed with locks taken in one order, a short lock timeout and retries.
+ */
+async function captureSteps(deps: JobDeps, wanted: boolean): Promise<Step[]> {
+  const { rows } = await deps.pool.query<{ has_status: boolean; exam_results: boolean; questions: boolean; superuser: boolean }>(
+    `SELECT to_regprocedure('attempt_ops.capture_status(text)') IS NOT NULL AS has_status,
+            to_regclass($1) IS NOT NULL AS exam_results, to_regclass($2) IS NOT NULL AS questions,
+            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser`,
+    [qualified(deps.schema, 'exam_results'), qualified(deps.schema, 'questions')],
+  ).catch((err) => {
+    throw classifyDbError(err, 'reading the change capture');
+  });
+  const r = rows[0]!;
+  const object = `${deps.schema}.exam_results, ${deps.schema}.questions`;
+  if (!r.exam_results || !r.questions) {
+    return [{ object, action: wanted ? 'install change capture' : 'turn off change capture', runner: 'capture', state: 'blocked', message: `${deps.schema}.exam_results or ${deps.schema}.questions does not exist`, sql: [] }];
+  }
+  const problems = r.has_status ? (await deps.pool.query<{ problem: string; detail: string }>(CAPTURE_STATUS_SQL, [deps.schema])).rows : [{ problem: 'not_installed', detail: 'not installed' }];
+  // Without a superuser the DDL watcher cannot be made: reported by the capture check, not redone on every deploy.
+  const open = problems.filter((p) => !NOT_BOOTSTRAPS.has(p.problem) && !(p.problem === 'ddl_watcher' && !r.superuser));
+  if (!wanted) {
+    const installed = !problems.some((p) => p.problem === 'not_installed' || p.problem === 'turned_off');
+    return [{
+      object, action: 'turn off change capture', runner: 'capture-off', state: installed ? 'missing' : 'exists',
+      message: installed ? 'drops the capture triggers, its cursors and its log (asked for with --no-capture)' : 'the change capture is off',
+      sql: [`SELECT attempt_ops.capture_uninstall('${deps.schema}')`],
+    }];
+  }
+  const steps: Step[] = [{
+    object, action: 'install change capture', runner: 'capture', state: open.length === 0 ? 'exists' : 'missing',
+    message: open.length === 0
+      ? 'in place: every write to the watched tables and their partitions is logged'
+      : `${open.map((p) => p.detail).join('; ')}: statement-level triggers (ENABLE ALWAYS) log the students and questions each write touches into attempt_ops.attempt_changes`,
+    sql: ['SELECT attempt_ops.capture_install($1, true)'],
+  }];
+  const index = (await inspectMv(deps)).studentIndex;
+  const { rows: kind } = await deps.pool.query<{ partitioned: boolean }>(`SELECT relkind = 'p' AS partitioned FROM pg_class WHERE oid = to_regclass($1)`, [qualified(deps.schema, 'exam_results')]);
+  if (kind[0]?.partitioned && index !== 'valid') {
+    steps.push({
+      object: `${deps.schema}.${STUDENT_INDEX}`, action: 'create index', runner: 'index', state: 'exists',
+      message: 'exam_results is partitioned, and CREATE INDEX CONCURRENTLY cannot build on a partitioned table: create (student_id, completed_at) on each partition CONCURRENTLY, or the incremental refresh scans exam_results',
+      sql: [],
+    });
+    return steps;
+  }
+  steps.push({
+    object: `${deps.schema}.${STUDENT_INDEX}`, action: index === 'invalid' ? 'recreate index' : 'create index', runner: 'index',
+    state: index === 'valid' ? 'exists' : 'missing',
+    message: index === 'valid' ? 'index exists' : "runbook section 3's (student_id, completed_at) index: the incremental refresh reads the touched students through it (built CONCURRENTLY)",
+    sql: studentIndexSql(deps.schema, index === 'invalid'),
+  });
+  return steps;
+}
 
 export interface BootstrapOptions {
   /** Run the statements; without it, only report. */
@@ -47,6 +108,13 @@ export interface BootstrapOptions {
   lockTimeoutMs?: number;
   /** Also create the least-privilege group roles and their grants (functions/sql/roles.ts). */
   roles?: boolean;
+  /**
+   * Install the change capture (default true): the triggers that log what each write touches, and
+   * runbook section 3's student index that the incremental paths read through. false turns it off
+   * (and uninstalls it): data-quality scope then falls back to recent rows, and there is no
+   * incremental refresh.
+   */
+  capture?: boolean;
 }
 
 /** What the catalog says, read in one query that takes no lock on any table. */
@@ -138,7 +206,7 @@ export async function readCatalog(deps: JobDeps): Promise<CatalogState> {
 }
 
 /** How a step runs: with the others in one transaction, alone on its own session, or as a refresh. */
-type Runner = 'transaction' | 'alone' | 'refresh';
+type Runner = 'transaction' | 'alone' | 'refresh' | 'capture' | 'capture-off' | 'index';
 
 interface Step {
   object: string;
@@ -244,6 +312,7 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
   const steps = planBootstrap(await readCatalog(deps), deps.schema, deps.appRole);
   // After the populate step (attempt_mv exists by then), before the index built alone.
   if (options.roles) steps.splice(steps.findIndex((s) => s.runner === 'alone'), 0, await rolesStep(deps));
+  steps.push(...(await captureSteps(deps, options.capture !== false)));
   const actions: ActionReport[] = steps.map((s) => ({
     object: s.object,
     action: s.action,
@@ -263,6 +332,8 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
       try {
         await inTransaction(deps.pool, {}, async (client) => {
           const t = await applyTimeouts(client, 'LOCAL', options, REFRESH_STATEMENT_TIMEOUT_MS, deps.remainingMs);
+          // Our own DDL is no event for the capture's DDL watcher to report.
+          await client.query(`SET LOCAL attempt_ops.capture_ddl = 'on'`);
           for (const { s } of txSteps) for (const sql of s.sql) await client.query(longStatement(sql, t.statementTimeoutMs));
         });
       } catch (err) {
@@ -299,6 +370,26 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
       }
     }
 
+    for (const { a } of pending('capture')) {
+      const started = performance.now();
+      const done = await installCapture(deps, { repair: true });
+      a.message = done.length ? done.join('; ') : 'in place';
+      a.durationMs = Math.round(performance.now() - started);
+    }
+    for (const { a } of pending('capture-off')) {
+      const started = performance.now();
+      const { rows } = await deps.pool.query<{ done: string[] }>(`SELECT ${quoteIdent(OPS_SCHEMA)}.capture_uninstall($1) AS done`, [deps.schema]).catch((err) => {
+        throw classifyDbError(err, 'bootstrap: turning the change capture off');
+      });
+      a.message = (rows[0]?.done ?? []).join('; ') || 'turned off';
+      a.durationMs = Math.round(performance.now() - started);
+    }
+    for (const { s, a } of pending('index')) {
+      const started = performance.now();
+      await buildIndexConcurrently(deps, qualified(deps.schema, 'exam_results'), qualified(deps.schema, STUDENT_INDEX), s.sql);
+      a.durationMs = Math.round(performance.now() - started);
+    }
+
     for (const { s, a } of pending('alone')) {
       const started = performance.now();
       try {
@@ -312,6 +403,7 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
     }
   }
 
+  if (options.capture === false) notes.push('the change capture is off: the data-quality checks fall back to rows completed recently, and refresh has no incremental mode');
   if (actions.every((a) => a.outcome === 'exists')) notes.push('everything exists: nothing to do');
   else if (!apply && actions.some((a) => a.outcome === 'planned')) notes.push('dry run: nothing was changed (run with --apply, or {"apply": true})');
   const statuses: Status[] = actions.map((a) => (a.outcome === 'blocked' ? 'critical' : a.outcome === 'failed' ? 'warning' : 'ok'));

@@ -192,7 +192,14 @@ function convertPlan(relation: string, schema: string, mv: MvState): RefreshPlan
         const done = await installCapture(ctx.deps, { repair: true, budget: ctx.options.installBudget });
         before.push({ object: `${schema}.exam_results, ${schema}.questions`, action: 'install change capture', outcome: 'done', message: done.join('; ') || 'in place', durationMs: Math.round(performance.now() - t0) });
       }
-      before.push(...(await index.run(ctx)));
+      const notes: string[] = [];
+      before.push(...(await index.run(ctx).catch((err) => {
+        const e = classifyDbError(err);
+        // A partitioned exam_results cannot be indexed CONCURRENTLY in one statement: slow, not wrong.
+        if ((err as { cause?: { code?: string } }).cause?.code !== '0A000') throw err;
+        notes.push(`${schema}.${STUDENT_INDEX} was not built (${oneLine(e)}): create it on each partition CONCURRENTLY, or each run scans exam_results`);
+        return [];
+      })));
       const t1 = performance.now();
       await ctx.deps.pool.query(REGISTER_SQL, [schema]);
       let converted: Awaited<ReturnType<typeof convertToTable>>;
@@ -224,6 +231,7 @@ function convertPlan(relation: string, schema: string, mv: MvState): RefreshPlan
             sql: converted.swapSql, durationMs: Math.round(t2 - t1), before: { kind: 'materialized view' }, after: { kind: 'table', rows: converted.rows },
           },
         ],
+        notes,
         details: { converted: true },
       };
     },
@@ -238,10 +246,18 @@ function incrementalPlan(relation: string, schema: string, mv: MvState): Refresh
     ...plan,
     sql: [...index.sql, ...plan.sql],
     run: async (ctx) => {
-      // Owner work: without the index every run scans exam_results, which is slow, not wrong.
-      const indexed = mv.ownsTables ? await index.run(ctx) : [];
+      // Owner work: without the index every run scans exam_results, which is slow, not wrong; so
+      // a build that cannot be done (not the owner, a partitioned table, a renamed column) is a note.
+      const note: string[] = [];
+      let indexed: ActionReport[] = [];
+      if (!mv.ownsTables) note.push(`${schema}.${STUDENT_INDEX} is missing and only the owner of exam_results may build it: each run scans exam_results until bootstrap --apply builds it`);
+      else {
+        indexed = await index.run(ctx).catch((err) => {
+          note.push(`${schema}.${STUDENT_INDEX} could not be built (${oneLine(classifyDbError(err))}): each run scans exam_results until it exists`);
+          return [];
+        });
+      }
       const ran = await plan.run!(ctx);
-      const note = mv.ownsTables ? [] : [`${schema}.${STUDENT_INDEX} is missing and only the owner of exam_results may build it: each run scans exam_results until bootstrap --apply builds it`];
       return { ...ran, before: [...indexed, ...(ran.before ?? [])], notes: [...(ran.notes ?? []), ...note] };
     },
   };

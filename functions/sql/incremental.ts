@@ -306,7 +306,7 @@ export function verifySql(schema: string, copy: string): { sample: string[]; key
       // Only the rows of those uuids: a raw id in the keys can belong to another uuid's student only
       // by the widening, and those rows are in the copy under that other uuid.
       `SELECT * FROM (${v1RestrictedSql(schema, `er.student_id IN (SELECT k.student_id FROM ${VERIFY_KEYS} k)`)}) v WHERE v.student_id IN (SELECT student_id FROM ${VERIFY})`,
-    ) + `, (SELECT count(*) FROM ${VERIFY})::int AS sampled, (SELECT max(student_id) FROM ${VERIFY}) AS last_student`,
+    ) + `, (SELECT count(*) FROM ${VERIFY})::int AS sampled, (SELECT max(student_id::text) FROM ${VERIFY}) AS last_student`,
     state: `UPDATE ${MV_STATE} SET verified_at = now(), verified_students = $2, divergent_rows = $3, verify_position = $4,
               verify_lap_started_at = CASE WHEN $5 THEN now() ELSE coalesce(verify_lap_started_at, now()) END,
               full_verified_at = CASE WHEN $5 THEN coalesce(verify_lap_started_at, now()) ELSE full_verified_at END,

@@ -16,6 +16,9 @@ const EVERY_OBJECT = [
   'public.attempt_mv to seedtest_user',
   'public.attempt_mv',
   'public.exam_results_completed_at_idx',
+  // The change capture, a foundation since issue 10, and the student index its consumers read through.
+  'public.exam_results, public.questions',
+  'public.idx_exam_results_student_completed',
 ];
 
 describe('bootstrap', () => {

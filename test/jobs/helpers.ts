@@ -41,6 +41,11 @@ export interface HeldLock {
 }
 
 /** Another session holds `LOCK TABLE <table> IN <mode> MODE` in an open transaction until release(). */
+/** Change-log rows refresh-mv has not consumed yet (the log itself is pruned only after every consumer has read it). */
+export const PENDING_CHANGES = `SELECT count(*) AS n FROM attempt_ops.attempt_changes l JOIN attempt_ops.capture_cursors c
+  ON c.consumer = 'refresh-mv' AND c.source_schema = l.source_schema
+  WHERE l.xid >= pg_snapshot_xmin(c.snapshot) AND NOT pg_visible_in_snapshot(l.xid, c.snapshot)`;
+
 export async function holdLock(url: string, table: string, mode = 'ACCESS EXCLUSIVE'): Promise<HeldLock> {
   const c = new pg.Client({ connectionString: url, application_name: 'test-lock-holder' });
   await c.connect();

@@ -15,7 +15,7 @@ import { runRefresh } from '../../functions/jobs/refresh-mv.ts';
 import { silentLogger } from '../../functions/runtime/log.ts';
 import { attemptMvSql, opsSchemaSql } from '../../functions/sql/ops-schema.ts';
 import { createTestDatabase, ensureRole, type TestDatabase } from '../support/db.ts';
-import { count, holdLock, jobDeps, recordingSink } from './helpers.ts';
+import { PENDING_CHANGES, count, holdLock, jobDeps, recordingSink } from './helpers.ts';
 
 const DIFF = `SELECT (SELECT count(*) FROM (SELECT * FROM attempt EXCEPT ALL SELECT * FROM attempt_mv) a)
                    + (SELECT count(*) FROM (SELECT * FROM attempt_mv EXCEPT ALL SELECT * FROM attempt) b) AS n`;
@@ -98,7 +98,7 @@ describe('incremental refresh: random workloads', () => {
     };
     await insertRows(db.admin, 200, false, false);
     const conversion = await runRefresh(jobDeps(pool), { mode: 'incremental' });
-    expect(conversion.actions.map((a) => a.action)).toEqual(['create index', 'install change capture', 'convert to table', 'refresh']);
+    expect(conversion.actions.map((a) => a.action)).toEqual(['install change capture', 'create index', 'convert to table', 'refresh']);
     expect(await count(db.admin, DIFF)).toBe(0);
 
     const nth = `(SELECT ctid FROM exam_results ORDER BY completed_at OFFSET $1 LIMIT 1)`;
@@ -147,7 +147,7 @@ describe('incremental refresh: random workloads', () => {
         const diff = await count(db.admin, DIFF);
         expect({ seed, round, diff }).toEqual({ seed, round, diff: 0 });
         expect(report.actions[0]).toMatchObject({ outcome: 'done', after: { mode: 'incremental', rows: await count(db.admin, 'SELECT count(*) AS n FROM attempt_mv') } });
-        expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt_ops.attempt_changes')).toBe(0);
+        expect(await count(db.admin, PENDING_CHANGES)).toBe(0);
         if (await count(db.admin, 'SELECT count(*) AS n FROM attempt WHERE attempt_no > 1') > 0) reached.renumbered++;
         if (await count(db.admin, 'SELECT count(*) AS n FROM attempt WHERE student_id IS NULL') > 0) reached.nullStudent++;
       }
@@ -193,7 +193,7 @@ describe('incremental refresh', () => {
     // Act
     const { report } = await executeJob({ job: 'refresh-mv', target: 'test', sink, dryRun: false, log: silentLogger, run: () => runRefresh(jobDeps(pool), { mode: 'incremental' }) });
     // Assess
-    expect(report.actions.map((a) => [a.action, a.outcome])).toEqual([['create index', 'done'], ['install change capture', 'done'], ['convert to table', 'done'], ['refresh', 'done']]);
+    expect(report.actions.map((a) => [a.action, a.outcome])).toEqual([['install change capture', 'done'], ['create index', 'done'], ['convert to table', 'done'], ['refresh', 'done']]);
     expect(report.actions[2]!.message).toMatch(/brief ACCESS EXCLUSIVE lock/);
     expect(await count(db.admin, `SELECT count(*) AS n FROM pg_index WHERE indexrelid = 'idx_exam_results_student_completed'::regclass AND indisvalid`)).toBe(1);
     const { rows: rel } = await db.admin.query(
@@ -250,7 +250,7 @@ describe('incremental refresh', () => {
     expect(report.actions[0]).toMatchObject({ outcome: 'done', after: { mode: 'full', rows: 602 }, message: expect.stringMatching(/fell back to a full rebuild: .*students with \d+ rows to recompute, over 30 \(5 % of 602 rows\)/) });
     expect(await count(db.admin, DIFF)).toBe(0);
     expect((await runs()).at(-1)).toMatchObject({ mode: 'full', outcome: 'success', details: expect.objectContaining({ requestedMode: 'incremental', fallback: expect.any(String) }) });
-    expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt_ops.attempt_changes')).toBe(0);
+    expect(await count(db.admin, PENDING_CHANGES)).toBe(0);
   });
 
   it('rebuilds after a TRUNCATE, which names no rows', async () => {
@@ -271,7 +271,7 @@ describe('incremental refresh', () => {
     // Prepare: the application's role may write exam_results and nothing of ours.
     await ensureRole(db.admin, 'incr_app_writer');
     await db.admin.query('GRANT INSERT, UPDATE ON exam_results TO incr_app_writer');
-    const before = await count(db.admin, 'SELECT count(*) AS n FROM attempt_ops.attempt_changes');
+    const before = await count(db.admin, PENDING_CHANGES);
     // Act
     await db.admin.query('BEGIN');
     await db.admin.query('SET LOCAL ROLE incr_app_writer');
@@ -279,14 +279,14 @@ describe('incremental refresh', () => {
     await db.admin.query('COMMIT');
     // Assess: the write and its log row are in; the poison row breaks the view, and the refresh
     // fails as the view does, leaving the copy and the log as they were.
-    expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt_ops.attempt_changes')).toBe(before + 1);
+    expect(await count(db.admin, PENDING_CHANGES)).toBe(before + 1);
     const copyBefore = await count(db.admin, 'SELECT count(*) AS n FROM attempt_mv');
     const error = await runRefresh(jobDeps(pool), { mode: 'incremental' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AttemptOpsError);
     expect((error as AttemptOpsError).message).toMatch(/invalid input syntax for type integer/);
     expect((await runs()).at(-1)).toMatchObject({ outcome: 'failure', error: expect.stringMatching(/invalid input syntax/) });
     expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt_mv')).toBe(copyBefore);
-    expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt_ops.attempt_changes')).toBe(before + 1);
+    expect(await count(db.admin, PENDING_CHANGES)).toBe(before + 1);
     // Once the row is fixed, the next run catches up with both changes.
     await db.admin.query(`DELETE FROM exam_results WHERE id = 9100`);
     expect((await runRefresh(jobDeps(pool), { mode: 'incremental' })).actions[0]).toMatchObject({ after: { mode: 'incremental' } });
@@ -381,7 +381,8 @@ describe('incremental refresh', () => {
     // Act
     const report = await runRefresh(jobDeps(pool), { mode: 'incremental' });
     // Assess
-    expect(report.actions[0]).toMatchObject({ after: { mode: 'full' }, message: expect.stringMatching(/change capture is missing/) });
+    expect(report.actions[0]).toMatchObject({ action: 'install change capture', message: 'capture triggers (insert) on public.exam_results' });
+    expect(report.actions.at(-1)).toMatchObject({ after: { mode: 'full' }, message: expect.stringMatching(/change capture was not in place \(public.exam_results has no capture trigger for insert\)/) });
     expect(await count(db.admin, DIFF)).toBe(0);
     expect(await count(db.admin, `SELECT count(*) AS n FROM pg_trigger WHERE tgname LIKE 'attempt_ops_capture_%'`)).toBe(8);
   });

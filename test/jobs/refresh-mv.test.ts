@@ -7,7 +7,7 @@ import { runRefresh } from '../../functions/jobs/refresh-mv.ts';
 import { silentLogger } from '../../functions/runtime/log.ts';
 import { attemptMvSql, opsSchemaSql } from '../../functions/sql/ops-schema.ts';
 import { createTestDatabase, insertResult, seedClean, type TestDatabase } from '../support/db.ts';
-import { catalogChecksum, count, holdLock, jobDeps, recordingSink } from './helpers.ts';
+import { PENDING_CHANGES, catalogChecksum, count, holdLock, jobDeps, recordingSink } from './helpers.ts';
 
 const MV_EQUALS_VIEW = `SELECT count(*) AS n FROM (
   (SELECT * FROM attempt EXCEPT ALL SELECT * FROM attempt_mv) UNION ALL (SELECT * FROM attempt_mv EXCEPT ALL SELECT * FROM attempt)) d`;
@@ -226,7 +226,7 @@ describe('refresh-mv on the table-backed attempt_mv', () => {
     }
     expect(await count(db.admin, MV_EQUALS_VIEW)).toBe(0);
     expect((await runs(db)).at(-1)).toMatchObject({ mode: 'full', outcome: 'success', details: expect.objectContaining({ requestedMode: mode }) });
-    expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt_ops.attempt_changes')).toBe(0);
+    expect(await count(db.admin, PENDING_CHANGES)).toBe(0);
     // The incremental runs after it start from the rebuilt state.
     await db.admin.query(`DELETE FROM exam_results WHERE student_id = 'legacy-6001'`);
     expect((await runRefresh(jobDeps(pool), { mode: 'incremental' })).actions[0]).toMatchObject({ after: { mode: 'incremental' } });
@@ -245,7 +245,7 @@ describe('refresh-mv on the table-backed attempt_mv', () => {
       await lock.release();
     }
     expect(await count(db.admin, MV_EQUALS_VIEW)).toBe(1);
-    expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt_ops.attempt_changes')).toBe(1);
+    expect(await count(db.admin, PENDING_CHANGES)).toBe(1);
     expect((await runRefresh(jobDeps(pool), { mode: 'incremental' })).actions[0]).toMatchObject({ after: { mode: 'incremental' } });
     expect(await count(db.admin, MV_EQUALS_VIEW)).toBe(0);
   });
