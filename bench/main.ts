@@ -12,6 +12,7 @@ import { parseBenchArgs, USAGE, type BenchOptions } from './options.ts';
 import { describeMachine, renderMarkdown, renderTargets } from './report.ts';
 import { defaultSettings, measureDatabase, type BenchResult } from './run.ts';
 import { checkDatabaseUrl, openBenchServer, type BenchServer } from './server.ts';
+import { measureWriters, renderWriters } from './writers.ts';
 
 const started = performance.now();
 const say = (line: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
@@ -77,8 +78,10 @@ async function main(argv: readonly string[]): Promise<number> {
     say(`bench database ${server.database} (${server.kind}); ${options.rows.toLocaleString('en-US')} rows, ${options.reps} reps (${options.slowReps} for the slow ones)`);
     const figures = await measureDatabase(server.url, settings, say, { tty: process.stderr.isTTY });
     const result: BenchResult = { ...figures, settings, bundles };
+    say('f. writers: single-row INSERTs with and without the change capture');
+    const writers = await measureWriters(server.url);
 
-    const markdown = renderMarkdown(result, { machine: describeMachine(), load: { start: loadAtStart, end: os.loadavg() }, date: new Date(), server: server.kind === 'embedded' ? 'embedded, started by the run' : 'DATABASE_URL', command: commandLine(options) });
+    const markdown = `${renderMarkdown(result, { machine: describeMachine(), load: { start: loadAtStart, end: os.loadavg() }, date: new Date(), server: server.kind === 'embedded' ? 'embedded, started by the run' : 'DATABASE_URL', command: commandLine(options) })}\n${renderWriters(writers)}`;
     const out = options.out ? path.resolve(options.out) : path.join(REPO_ROOT, 'BENCHMARKS.md');
     writeFileSync(out, markdown);
     process.stdout.write(`${markdown}\n`);

@@ -64,7 +64,9 @@ CREATE TABLE IF NOT EXISTS ${CHANGES} (
 -- statement, so the next consumer reads them once more (recomputing a student twice is harmless).
 ALTER TABLE ${CHANGES} ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id();
 ALTER TABLE ${CHANGES} ADD COLUMN IF NOT EXISTS reason text;
-CREATE INDEX IF NOT EXISTS attempt_changes_schema_xid_idx ON ${CHANGES} (source_schema, xid);
+-- No index: every application statement would pay for its upkeep, and the log only ever holds
+-- what its consumers have not passed yet (pruned after each refresh), which they read whole.
+DROP INDEX IF EXISTS ${OPS}.attempt_changes_schema_xid_idx;
 CREATE OR REPLACE VIEW ${CHANGES_PENDING} AS
   SELECT source_schema, count(*) AS changes, min(captured_at) AS oldest, bool_or(full_rebuild) AS full_rebuild_due
     FROM ${CHANGES} GROUP BY source_schema;
@@ -221,10 +223,11 @@ function watchedRelationsSql(): string {
 RETURNS TABLE (rel oid, role text, depth int)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
   WITH RECURSIVE roots AS (
-    SELECT coalesce((s.tables->>'exam_results')::oid, to_regclass(format('%I.exam_results', p_schema))::oid) AS rel, 'exam_results' AS role
+    -- A recorded oid that no longer exists (the table was dropped and made again) gives way to the name.
+    SELECT coalesce((SELECT c.oid FROM pg_class c WHERE c.oid = (s.tables->>'exam_results')::oid), to_regclass(format('%I.exam_results', p_schema))::oid) AS rel, 'exam_results' AS role
       FROM (SELECT (SELECT tables FROM ${CAPTURE_SETTINGS} WHERE source_schema = p_schema) AS tables) s
     UNION ALL
-    SELECT coalesce((s.tables->>'questions')::oid, to_regclass(format('%I.questions', p_schema))::oid), 'questions'
+    SELECT coalesce((SELECT c.oid FROM pg_class c WHERE c.oid = (s.tables->>'questions')::oid), to_regclass(format('%I.questions', p_schema))::oid), 'questions'
       FROM (SELECT (SELECT tables FROM ${CAPTURE_SETTINGS} WHERE source_schema = p_schema) AS tables) s
   ), tree AS (
     SELECT r.rel, r.role, 0 AS depth FROM roots r JOIN pg_class c ON c.oid = r.rel
@@ -266,8 +269,9 @@ DECLARE
   t record;
   missing text[];
 BEGIN
-  SELECT coalesce((s.tables->>'exam_results')::oid, to_regclass(format('%I.exam_results', p_schema))::oid),
-         coalesce((s.tables->>'questions')::oid, to_regclass(format('%I.questions', p_schema))::oid), s.columns
+  SELECT coalesce((SELECT c.oid FROM pg_class c WHERE c.oid = (s.tables->>'exam_results')::oid), to_regclass(format('%I.exam_results', p_schema))::oid),
+         coalesce((SELECT c.oid FROM pg_class c WHERE c.oid = (s.tables->>'questions')::oid), to_regclass(format('%I.questions', p_schema))::oid),
+         CASE WHEN EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = (s.tables->>'exam_results')::oid) THEN s.columns END
     INTO er, qs, cols
     FROM (SELECT (SELECT tables FROM ${CAPTURE_SETTINGS} WHERE source_schema = p_schema) AS tables,
                  (SELECT columns FROM ${CAPTURE_SETTINGS} WHERE source_schema = p_schema) AS columns) s;

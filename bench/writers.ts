@@ -1,0 +1,119 @@
+/**
+ * The writers' side of the change capture: single-row autocommit INSERTs into exam_results, a few
+ * clients at once, with and without the capture, side by side. Two schemas of one database, the
+ * same table and indexes; rounds alternate between them so that machine load falls on both alike.
+ * The figure is the ratio of the median round times (with / without), the issue's target ≤ 1.15.
+ */
+import pg from 'pg';
+import { createPool } from '../functions/db/pool.ts';
+import { fromUrl } from '../functions/db/connection.ts';
+import { runBootstrap } from '../functions/jobs/bootstrap.ts';
+import { referenceTablesSql, v1ViewSql } from '../functions/sql/reference.ts';
+import { silentLogger } from '../functions/runtime/log.ts';
+
+export interface WriterFigures {
+  clients: number;
+  insertsPerRound: number;
+  rounds: number;
+  withoutMs: number;
+  withMs: number;
+  ratio: number;
+}
+
+const SCHEMAS = { plain: 'bench_writers_plain', captured: 'bench_writers_captured' } as const;
+
+async function prepare(url: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    for (const s of Object.values(SCHEMAS)) {
+      await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+      await c.query(referenceTablesSql(s));
+      await c.query(v1ViewSql(s));
+      await c.query(`INSERT INTO ${s}.questions SELECT q, 100 + q, 'q', 'a', ARRAY['t'] FROM generate_series(1, 50) q`);
+      // The indexes a production exam_results has: the health check's and the incremental refresh's.
+      await c.query(`CREATE INDEX ON ${s}.exam_results (completed_at)`);
+      await c.query(`CREATE INDEX ON ${s}.exam_results (student_id, completed_at) WHERE (result_json->>'questionId') IS NOT NULL`);
+    }
+  } finally {
+    await c.end();
+  }
+  const pool = createPool(fromUrl(url, 'bench url'), { job: 'bench', max: 2 });
+  try {
+    const report = await runBootstrap({ pool, target: 'bench', schema: SCHEMAS.captured, appRole: 'postgres', log: silentLogger }, { apply: true });
+    if (!report.actions.some((a) => a.action === 'install change capture' && (a.outcome === 'done' || a.outcome === 'exists'))) {
+      throw new Error('bench: the change capture was not installed');
+    }
+  } finally {
+    await pool.end();
+  }
+}
+
+async function round(clients: pg.Client[], schema: string, perClient: number, offset: number): Promise<number> {
+  const t0 = performance.now();
+  await Promise.all(
+    clients.map(async (c, k) => {
+      for (let i = 0; i < perClient; i++) {
+        const id = offset + k * perClient + i;
+        await c.query(`INSERT INTO ${schema}.exam_results VALUES ($1, $2, $3::jsonb, now())`, [
+          id, `student-${id % 997}`, JSON.stringify({ questionId: 1 + (id % 50), studentAnswer: 'a', isCorrect: id % 2 === 0, responseTime: 900 }),
+        ]);
+      }
+    }),
+  );
+  return performance.now() - t0;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function measureWriters(url: string, opts: { clients?: number; perClient?: number; rounds?: number } = {}): Promise<WriterFigures> {
+  const clientsN = opts.clients ?? 4;
+  const perClient = opts.perClient ?? 500;
+  const rounds = opts.rounds ?? 7;
+  await prepare(url);
+  const clients = await Promise.all(Array.from({ length: clientsN }, async () => {
+    const c = new pg.Client({ connectionString: url, application_name: 'bench-writer' });
+    await c.connect();
+    return c;
+  }));
+  try {
+    // One untimed round each: plan caches, the capture function compiled per session.
+    await round(clients, SCHEMAS.plain, 50, 0);
+    await round(clients, SCHEMAS.captured, 50, 0);
+    const plain: number[] = [];
+    const captured: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const offset = 1_000_000 * (r + 1);
+      // Alternate which side goes first, so neither always runs on a warmer machine.
+      if (r % 2 === 0) {
+        plain.push(await round(clients, SCHEMAS.plain, perClient, offset));
+        captured.push(await round(clients, SCHEMAS.captured, perClient, offset));
+      } else {
+        captured.push(await round(clients, SCHEMAS.captured, perClient, offset));
+        plain.push(await round(clients, SCHEMAS.plain, perClient, offset));
+      }
+    }
+    const withoutMs = median(plain);
+    const withMs = median(captured);
+    return { clients: clientsN, insertsPerRound: clientsN * perClient, rounds, withoutMs, withMs, ratio: withMs / withoutMs };
+  } finally {
+    await Promise.all(clients.map((c) => c.end()));
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    for (const s of Object.values(SCHEMAS)) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`).catch(() => undefined);
+    await c.end();
+  }
+}
+
+export function renderWriters(w: WriterFigures): string {
+  return `## Writers: single-row INSERTs with and without the change capture
+
+${w.clients} clients, ${w.insertsPerRound.toLocaleString('en-US')} single-row autocommit INSERTs into exam_results per round, ${w.rounds} rounds alternating between a schema without the capture and one with it (bootstrap --apply); medians of the rounds.
+
+| | per round | per INSERT |
+|---|---|---|
+| without the capture | ${w.withoutMs.toFixed(0)} ms | ${((w.withoutMs * 1000) / w.insertsPerRound).toFixed(0)} µs |
+| with the capture | ${w.withMs.toFixed(0)} ms | ${((w.withMs * 1000) / w.insertsPerRound).toFixed(0)} µs |
+| **ratio** | **${w.ratio.toFixed(2)}x** (target ≤ 1.15x) | |
+`;
+}
