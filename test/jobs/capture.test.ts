@@ -11,6 +11,8 @@ import { runBootstrap } from '../../functions/jobs/bootstrap.ts';
 import { runRefresh } from '../../functions/jobs/refresh-mv.ts';
 import { divergenceSql } from '../../functions/sql/incremental.ts';
 import { referenceTablesSql, v1ViewSql } from '../../functions/sql/reference.ts';
+import { attemptMvSql, opsSchemaSql } from '../../functions/sql/ops-schema.ts';
+import { installCapture } from '../../functions/jobs/incremental/capture-install.ts';
 import { createTestDatabase, ensureRole, seedClean, type TestDatabase } from '../support/db.ts';
 import { count, jobDeps } from './helpers.ts';
 
@@ -239,3 +241,109 @@ describe('change capture', () => {
     }
   });
 });
+
+describe('converting to the table-backed copy', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db?.drop());
+  beforeEach(async () => {
+    // A database as an earlier version left it: attempt_mv a materialized view, no capture, no student index.
+    await db.admin.query(`DROP SCHEMA IF EXISTS attempt_ops CASCADE; DROP SCHEMA public CASCADE; CREATE SCHEMA public`);
+    await db.admin.query(referenceTablesSql('public'));
+    await db.admin.query(v1ViewSql('public'));
+    await seedClean(db.admin);
+    await db.admin.query(opsSchemaSql());
+    await db.admin.query(attemptMvSql('public'));
+    await db.admin.query('REFRESH MATERIALIZED VIEW attempt_mv');
+  });
+
+  /** A session whose transaction holds a snapshot, and has been open for more than a second. */
+  async function oldTransaction(): Promise<{ pid: number; end(): Promise<void> }> {
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await c.query('SELECT count(*) FROM questions');
+    const pid = Number((await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+    await waitFor(db, `SELECT count(*) AS n FROM pg_stat_activity WHERE pid = ${pid} AND xact_start < now() - interval '1 second'`);
+    return { pid, end: async () => { await c.query('ROLLBACK'); await c.end(); } };
+  }
+
+  it('an old transaction makes the index build wait within its budget, then fail naming it, leaving no INVALID index and no cursor', async () => {
+    const old = await oldTransaction();
+    try {
+      const error = await runRefresh(jobDeps(db.pool('refresh-mv')), { mode: 'incremental', indexWaitMs: 1_500 }).catch((e: Error) => e);
+      expect(error).toBeInstanceOf(Error);
+      expect((error as Error).message).toMatch(new RegExp(`pid ${old.pid} \\(.*\\) has had a transaction open for \\d+ s`));
+      expect(await count(db.admin, `SELECT count(*) AS n FROM pg_class WHERE relname = 'idx_exam_results_student_completed'`)).toBe(0);
+      expect(await count(db.admin, `SELECT count(*) AS n FROM pg_class WHERE relname = 'attempt_mv' AND relkind = 'm'`)).toBe(1);
+      expect(await count(db.admin, `SELECT count(*) AS n FROM attempt_ops.capture_cursors`)).toBe(0);
+    } finally {
+      await old.end();
+    }
+    const converted = await runRefresh(jobDeps(db.pool('refresh-mv')), { mode: 'incremental', indexWaitMs: 1_500 });
+    expect(converted.actions.map((a) => a.action)).toContain('convert to table');
+    expect(await count(db.admin, DIVERGENT)).toBe(0);
+  });
+
+  it('a lock held on questions: the install retries with a short lock timeout, writers are not stalled behind it, and it fails naming the holder', async () => {
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query(`UPDATE questions SET question_text = question_text WHERE id = 1`);
+    const holderPid = Number((await holder.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+    const deps = jobDeps(db.pool());
+    try {
+      const install = installCapture(deps, { repair: true, budget: { attemptLockMs: 100, attempts: 6 } }).catch((e: Error) => e);
+      // Meanwhile an application insert into exam_results goes through: the install never holds
+      // exam_results while it queues for questions (one LOCK statement, questions first).
+      await waitFor(db, `SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE 'attempt-ops/%' AND wait_event_type = 'Lock'`);
+      const writer = new pg.Client({ connectionString: db.url });
+      await writer.connect();
+      try {
+        // Shorter than one attempt: it would fail if the install held exam_results while queueing for questions.
+        await writer.query(`SET lock_timeout = '50ms'`);
+        await writer.query(`INSERT INTO exam_results VALUES (9301, 'legacy-9301', '{"questionId": 1}', now())`);
+      } finally {
+        await writer.end();
+      }
+      const error = await install;
+      expect(error).toBeInstanceOf(Error);
+      expect((error as Error).message).toMatch(new RegExp(`stayed locked through 6 tries of 100 ms \\(pid ${holderPid} .* holds RowExclusiveLock on (public\\.)?questions`));
+      expect(await count(db.admin, `SELECT count(*) AS n FROM pg_trigger WHERE tgname LIKE 'attempt_ops_capture_%'`)).toBe(0);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    expect((await installCapture(deps, { repair: true })).length).toBe(2);
+    expect(await count(db.admin, `SELECT count(*) AS n FROM pg_trigger WHERE tgname LIKE 'attempt_ops_capture_%' AND tgenabled = 'A'`)).toBe(8);
+  });
+
+  it('keeps column-level grants on attempt_mv', async () => {
+    await ensureRole(db.admin, 'attempt_col_reader');
+    await db.admin.query('GRANT SELECT (id, student_id) ON attempt_mv TO attempt_col_reader');
+    await runRefresh(jobDeps(db.pool('refresh-mv')), { mode: 'incremental' });
+    const { rows } = await db.admin.query(`SELECT (SELECT relkind::text FROM pg_class WHERE oid = 'attempt_mv'::regclass) AS kind,
+        has_column_privilege('attempt_col_reader', 'attempt_mv', 'student_id', 'SELECT') AS student,
+        has_column_privilege('attempt_col_reader', 'attempt_mv', 'tags', 'SELECT') AS tags`);
+    expect(rows[0]).toEqual({ kind: 'r', student: true, tags: false });
+  });
+
+  it('refuses to convert a view that is not the V1 text, saying so, and leaves nothing behind', async () => {
+    await db.admin.query(v1ViewSql('public').replace('AS tags', 'AS tags -- local edit').replace(`WHERE (er.result_json->>'questionId') IS NOT NULL`, `WHERE (er.result_json->>'questionId') IS NOT NULL AND er.id > 0`));
+    const error = await runRefresh(jobDeps(db.pool('refresh-mv')), { mode: 'incremental' }).catch((e: Error) => e);
+    expect((error as Error).message).toMatch(/is not the V1 text .* refuses to convert/);
+    expect(await count(db.admin, `SELECT count(*) AS n FROM pg_class WHERE relname = 'attempt_mv' AND relkind = 'm'`)).toBe(1);
+    expect(await count(db.admin, `SELECT count(*) AS n FROM attempt_ops.capture_cursors`)).toBe(0);
+  });
+});
+
+/** Polls until the query's n is at least 1: waiting for a state, never for a time. */
+async function waitFor(db: TestDatabase, sql: string, deadlineMs = 30_000): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  while ((await count(db.admin, sql)) < 1) {
+    if (Date.now() > until) throw new Error(`timed out waiting for: ${sql}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
