@@ -132,6 +132,7 @@ export class AttemptOpsStack extends Stack {
         lockTimeoutMs: s.lockTimeoutMs,
         connectTimeoutMs: s.connectTimeoutMs,
         runbookUrl: config.runbookUrl,
+        capture: t.capture,
       });
       fn.allowPutMetricData(config.namespace);
       jobs[job] = fn;

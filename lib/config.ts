@@ -94,6 +94,13 @@ const target = z.strictObject({
    * @default 'concurrent' (REFRESH MATERIALIZED VIEW CONCURRENTLY, as the runbook does)
    */
   refreshMode: z.enum(['concurrent', 'incremental']).default('concurrent'),
+  /**
+   * Whether bootstrap installs the change capture (statement-level triggers on exam_results and
+   * questions that log what each write touches). Off: the data-quality checks read recent rows,
+   * and there is no incremental refresh.
+   * @default true
+   */
+  capture: z.boolean().default(true),
 });
 
 export const configSchema = z.strictObject({
@@ -189,6 +196,9 @@ function crossCheck(config: AttemptOpsConfig): [string, string][] {
     const at = `targets[${i}]`;
     if (seen.has(t.name.toLowerCase())) problems.push([`${at}.name`, `"${t.name}" is used by another target`]);
     seen.add(t.name.toLowerCase());
+    if (!t.capture && t.refreshMode === 'incremental') {
+      problems.push([`${at}.refreshMode`, 'incremental needs the change capture: set capture to true, or refreshMode to concurrent']);
+    }
     const db = t.database;
     if (!db.instanceIdentifier === !db.clusterIdentifier) {
       problems.push([`${at}.database`, 'must set exactly one of instanceIdentifier and clusterIdentifier (the AWS/RDS alarms need it)']);

@@ -73,6 +73,8 @@ export interface DatabaseBinding {
   readonly lockTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly runbookUrl: string;
+  /** Whether bootstrap installs the change capture. @default true */
+  readonly capture?: boolean;
 }
 
 export class JobFunction extends Construct {
@@ -178,6 +180,7 @@ export class JobFunction extends Construct {
       [ENV.lockTimeoutMs]: String(db.lockTimeoutMs),
       [ENV.connectTimeoutMs]: String(db.connectTimeoutMs),
       [ENV.runbookUrl]: db.runbookUrl,
+      ...(db.capture === false ? { [ENV.capture]: 'off' } : {}),
     };
     // Node.js 20+ runtimes no longer load the Amazon CAs by default (a cold-start saving); only
     // functions that talk TLS to RDS pay for loading them.

@@ -27,4 +27,6 @@ export const ENV = {
   pagerDutyEventsUrl: 'ATTEMPT_OPS_PAGERDUTY_EVENTS_URL',
   /** Base URL of the runbook; check and alarm anchors are appended. */
   runbookUrl: 'ATTEMPT_OPS_RUNBOOK_URL',
+  /** on | off (default on): whether bootstrap installs the change capture (docs/INCREMENTAL_REFRESH.md). */
+  capture: 'ATTEMPT_OPS_CAPTURE',
 } as const;

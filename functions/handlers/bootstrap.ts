@@ -4,11 +4,11 @@
  */
 import { bootstrapPayload } from '../contract/index.ts';
 import { runBootstrap } from '../jobs/bootstrap.ts';
-import { createJobHandler } from './runtime.ts';
+import { createJobHandler, getConfig } from './runtime.ts';
 
 export const handler = createJobHandler({
   job: 'bootstrap',
   schema: bootstrapPayload,
   isDryRun: (p) => p.apply !== true,
-  run: (deps, p) => runBootstrap(deps, { apply: p.apply === true }),
+  run: (deps, p) => runBootstrap(deps, { apply: p.apply === true, capture: getConfig().capture }),
 });

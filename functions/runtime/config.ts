@@ -22,6 +22,8 @@ export interface RuntimeConfig {
   readonly metrics: MetricsMode;
   readonly timeouts: Partial<SessionTimeouts>;
   readonly logLevel: LogLevel;
+  /** bootstrap installs the change capture (true) or turns it off. */
+  readonly capture: boolean;
 }
 
 function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[], fallback: T): T {
@@ -71,5 +73,6 @@ export function readLambdaConfig(env: NodeJS.ProcessEnv = process.env): RuntimeC
       connectTimeoutMs: positiveInt(env, ENV.connectTimeoutMs),
     }),
     logLevel: oneOf(env, ENV.logLevel, ['debug', 'info', 'warn', 'error'] as const, 'info'),
+    capture: oneOf(env, ENV.capture, ['on', 'off'] as const, 'on') === 'on',
   });
 }

@@ -76,7 +76,8 @@ describe('readLambdaConfig', () => {
   it('is frozen, with the documented defaults', () => {
     const c = readLambdaConfig(base);
     expect(Object.isFrozen(c)).toBe(true);
-    expect(c).toMatchObject({ tls: 'verify-full', target: 'local', namespace: 'AttemptView', schema: 'public', appRole: 'seedtest_user', metrics: 'cloudwatch' });
+    expect(c).toMatchObject({ tls: 'verify-full', target: 'local', namespace: 'AttemptView', schema: 'public', appRole: 'seedtest_user', metrics: 'cloudwatch', capture: true });
+    expect(readLambdaConfig({ ...base, [ENV.capture]: 'off' }).capture).toBe(false);
   });
 
   it.each([
@@ -86,6 +87,7 @@ describe('readLambdaConfig', () => {
     [{ ...base, [ENV.namespace]: 'AWS/RDS' }, `${ENV.namespace} is not a valid CloudWatch namespace`],
     [{ ...base, [ENV.appRole]: "x'; DROP ROLE y; --" }, `${ENV.appRole} must be a plain identifier`],
     [{ ...base, [ENV.statementTimeoutMs]: '-5' }, `${ENV.statementTimeoutMs} must be a positive whole number`],
+    [{ ...base, [ENV.capture]: 'false' }, `${ENV.capture} must be one of on, off`],
   ])('names the variable: %j', (env, message) => {
     expect(() => readLambdaConfig(env)).toThrow(message);
   });

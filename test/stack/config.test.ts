@@ -62,6 +62,7 @@ describe('config', () => {
     expect(c.paging).toEqual({ infoEmails: [] });
     expect(c.opsInvokerRoleArns).toEqual([]);
     expect(c.targets[0]!.alarms.noQueries).toBe(false);
+    expect(c.targets[0]!.capture).toBe(true);
     expect(scheduleRateMinutes(c.targets[0]!, 'analyze')).toBe(1440);
   });
 
@@ -89,6 +90,8 @@ describe('config', () => {
     ['an ops invoker that is no role', (c: any) => (c.opsInvokerRoleArns = ['arn:aws:iam::123456789012:user/alice']), 'opsInvokerRoleArns[0]: must be an IAM role ARN'],
     ['a bad email', (c: any) => (c.paging.infoEmails = ['oncall']), 'paging.infoEmails[0]: must be an email address'],
     ['a schema that is no identifier', (c: any) => (c.targets[0].database.schema = 'public; DROP TABLE x'), 'targets[0].database.schema: must be a plain PostgreSQL identifier'],
+    ['incremental refresh without the capture', (c: any) => Object.assign(c.targets[0], { capture: false, refreshMode: 'incremental' }), 'targets[0].refreshMode: incremental needs the change capture'],
+    ['a capture that is no boolean', (c: any) => (c.targets[0].capture = 'off'), 'targets[0].capture:'],
   ])('rejects %s, naming the field', (_what, change, message) => {
     const text = problems(mutate(change));
     expect(text).toMatch(/^invalid attempt-ops config \(test\):\n/);

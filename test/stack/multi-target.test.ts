@@ -36,6 +36,8 @@ beforeAll(() => {
   second.alarms = { noQueries: true };
   second.refreshMode = 'incremental';
   raw.targets.push(second);
+  // The first target turns the change capture off (its refresh stays concurrent).
+  raw.targets[0].capture = false;
   s = synth(parse(raw), { skipBundling: true });
   prod = s.json(0);
   reporting = s.json(1);
@@ -68,6 +70,15 @@ describe('two targets in one app', () => {
     const report = JSON.parse(readFileSync(join(s.outdir, 'validation-report.json'), 'utf8'));
     const nag = report.pluginReports.find((r: any) => r.pluginName === 'AwsSolutions');
     expect(nag.violations).toEqual([]);
+  });
+});
+
+describe('the change capture per target', () => {
+  it('is turned off only where the config says so: ATTEMPT_OPS_CAPTURE=off on that target\'s functions, unset on the other\'s', () => {
+    const values = (t: TemplateJson) => resourcesOf(t, 'AWS::Lambda::Function').map(([, p]) => p.Environment?.Variables).filter((v) => v?.ATTEMPT_OPS_TARGET).map((v) => v.ATTEMPT_OPS_CAPTURE);
+    expect(values(prod).length).toBeGreaterThan(0);
+    expect(new Set(values(prod))).toEqual(new Set(['off']));
+    expect(new Set(values(reporting))).toEqual(new Set([undefined]));
   });
 });
 
