@@ -217,6 +217,23 @@ describe('change capture', () => {
     expect(rows).toEqual([{ divergent_rows: '0' }]);
   });
 
+  it('bootstrap with the capture off uninstalls it; the check is skipped and says the scope falls back to recent rows', async () => {
+    // The copy is table-backed here; back to a materialized view first, as a user would before turning the capture off.
+    await db.admin.query('DROP TABLE attempt_mv CASCADE');
+    const report = await runBootstrap(jobDeps(db.pool()), { apply: true, capture: false });
+    expect(report.actions.find((a) => a.action === 'turn off change capture')).toMatchObject({ outcome: 'done' });
+    expect(report.notes.join(' ')).toMatch(/change capture is off: the data-quality checks fall back to rows completed recently/);
+    expect(await count(db.admin, `SELECT count(*) AS n FROM pg_trigger WHERE tgname LIKE 'attempt_ops_capture_%'`)).toBe(0);
+    const check = await captureCheck(db);
+    expect(check).toMatchObject({ status: 'skipped', message: expect.stringMatching(/turned off .*scope falls back to recent rows/) });
+    const error = await runRefresh(jobDeps(db.pool('refresh-mv')), { mode: 'incremental' }).catch((e: Error) => e);
+    expect((error as Error).message).toMatch(/change capture is turned off/);
+    // A second bootstrap with the capture off changes nothing; one with it on installs it again.
+    expect((await runBootstrap(jobDeps(db.pool()), { apply: true, capture: false })).actions.find((a) => a.action === 'turn off change capture')).toMatchObject({ outcome: 'exists' });
+    await runBootstrap(jobDeps(db.pool()), { apply: true });
+    expect((await captureCheck(db)).status).toBe('ok');
+  });
+
   it('the monitor role may read the log but cannot lock it, and no role but the owner may write it', async () => {
     const version = Number((await db.admin.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v);
     expect(version).toBeGreaterThan(0);
