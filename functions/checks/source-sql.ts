@@ -8,21 +8,30 @@ import { qualified } from '../db/identifiers.ts';
 const QID = "(er.result_json->>'questionId')";
 const RT = "(er.result_json->>'responseTime')";
 
+/**
+ * The whitespace PostgreSQL 15's int4in and numeric_in skip around a number: C's isspace() on a
+ * byte, i.e. ASCII space, \t, \n, \r, \v and \f. Not the regex class \s, which under a UTF-8
+ * locale also matches Unicode spaces (U+2003, U+00A0...) that the casts reject.
+ */
+const PG15_SPACE = '[ \\t\\n\\r\\v\\f]';
+
 /** Is the text a valid int4 literal, as the view's ::int cast will judge it on this server? */
 export function validIntSql(expr: string, serverVersion: number): string {
   if (serverVersion >= 160000) return `pg_input_is_valid(${expr}, 'integer')`;
   // PostgreSQL 15 accepts surrounding whitespace, a sign and decimal digits only.
-  return `(CASE WHEN ${expr} ~ '^\\s*[+-]?[0-9]+\\s*$' AND length(substring(${expr} from '^\\s*[+-]?0*([0-9]*)\\s*$')) <= 10
-    THEN substring(${expr} from '^\\s*([+-]?[0-9]+)\\s*$')::numeric BETWEEN -2147483648 AND 2147483647 ELSE false END)`;
+  const w = PG15_SPACE;
+  return `(CASE WHEN ${expr} ~ '^${w}*[+-]?[0-9]+${w}*$' AND length(substring(${expr} from '^${w}*[+-]?0*([0-9]*)${w}*$')) <= 10
+    THEN substring(${expr} from '^${w}*([+-]?[0-9]+)${w}*$')::numeric BETWEEN -2147483648 AND 2147483647 ELSE false END)`;
 }
 
 /** Would ROUND(COALESCE(NULLIF(x, '')::numeric, 0))::int succeed? */
 export function validResponseTimeSql(expr: string, serverVersion: number): string {
+  const w = PG15_SPACE;
   const numericOk =
     serverVersion >= 160000
       ? `pg_input_is_valid(${expr}, 'numeric')`
       : // Exponents of four or more digits are counted as poison: the cast itself could overflow.
-        `${expr} ~ '^\\s*[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]{1,3})?\\s*$'`;
+        `${expr} ~ '^${w}*[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]{1,3})?${w}*$'`;
   return `(${expr} IS NULL OR ${expr} = '' OR (CASE WHEN ${numericOk}
     THEN round(${expr}::numeric) BETWEEN -2147483648 AND 2147483647 ELSE false END))`;
 }

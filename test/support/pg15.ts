@@ -1,0 +1,27 @@
+/**
+ * The second run of `npm test`: the SQL test files again, on Debian's PostgreSQL 15 (the oldest
+ * version the product supports), started by global-setup.ts from its bin folder.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+
+export const PG15_BIN = '/usr/lib/postgresql/15/bin';
+
+/**
+ * Not rerun: the stack and contract files (no SQL that depends on the server version) and
+ * bench options (argument parsing).
+ */
+const NOT_RERUN = [/^test\/stack\//, /^test\/contract\//, /^test\/bench\/options\.test\.ts$/];
+
+/**
+ * The test files that talk to the run's server: those that reach it through test/support/db.ts
+ * (or its adminUrl directly). The rest (unit tests, and the demo, which starts its own embedded
+ * server) would only repeat the first run.
+ */
+export function sqlTestFiles(root: string): string[] {
+  return (readdirSync(path.join(root, 'test'), { recursive: true }) as string[])
+    .map((f) => `test/${f.split(path.sep).join('/')}`)
+    .filter((f) => f.endsWith('.test.ts') && !NOT_RERUN.some((re) => re.test(f)))
+    .filter((f) => /support\/db(\.ts)?['"]|inject\(\s*['"]adminUrl['"]\s*\)/.test(readFileSync(path.join(root, f), 'utf8')))
+    .sort();
+}
