@@ -67,8 +67,12 @@ ALTER TABLE ${CHANGES} ADD COLUMN IF NOT EXISTS reason text;
 -- No index: every application statement would pay for its upkeep, and the log only ever holds
 -- what its consumers have not passed yet (pruned after each refresh), which they read whole.
 DROP INDEX IF EXISTS ${OPS}.attempt_changes_schema_xid_idx;
+-- Every column of the log appears here, so that no column of it can be dropped or retyped without
+-- CASCADE, which drops this view: the capture function writes only while the view exists.
 CREATE OR REPLACE VIEW ${CHANGES_PENDING} AS
-  SELECT source_schema, count(*) AS changes, min(captured_at) AS oldest, bool_or(full_rebuild) AS full_rebuild_due
+  SELECT source_schema, count(*) AS changes, min(captured_at) AS oldest, bool_or(full_rebuild) AS full_rebuild_due,
+         count(DISTINCT source_table) AS tables, count(students) AS student_batches, count(question_ids) AS question_batches,
+         count(reason) AS with_reason, count(xid) AS with_xid
     FROM ${CHANGES} GROUP BY source_schema;
 CREATE TABLE IF NOT EXISTS ${CURSORS} (
   consumer      text NOT NULL,
@@ -296,58 +300,64 @@ BEGIN
   IF EXISTS (SELECT 1 FROM jsonb_each(names) n WHERE n.value = 'null'::jsonb) THEN
     -- A column the capture reads is gone: every statement then asks for a full rebuild, which is
     -- exact whatever the columns are; the capture check reports the missing column.
-    er_branch := format('INSERT INTO ${CHANGES} (source_schema, source_table, full_rebuild, reason) VALUES (%s, ''exam_results'', true, ''capture: a column it reads is gone'');', lit);
-    q_branch := format('INSERT INTO ${CHANGES} (source_schema, source_table, full_rebuild, reason) VALUES (%s, ''questions'', true, ''capture: a column it reads is gone'');', lit);
+    er_branch := $b$rebuild := true; why := 'capture: a column it reads is gone';$b$;
+    q_branch := er_branch;
   ELSE
     er_branch := format($b$
-    IF TG_OP = 'INSERT' THEN
-      INSERT INTO ${CHANGES} (source_schema, source_table, students)
-        SELECT %1$s, 'exam_results', array_agg(DISTINCT r.%2$I::text) FROM new_rows r WHERE (r.%3$I->>'questionId') IS NOT NULL HAVING count(*) > 0;
-    ELSIF TG_OP = 'DELETE' THEN
-      INSERT INTO ${CHANGES} (source_schema, source_table, students)
-        SELECT %1$s, 'exam_results', array_agg(DISTINCT r.%2$I::text) FROM old_rows r WHERE (r.%3$I->>'questionId') IS NOT NULL HAVING count(*) > 0;
-    ELSE
-      INSERT INTO ${CHANGES} (source_schema, source_table, students)
-        SELECT %1$s, 'exam_results', array_agg(DISTINCT k.s) FROM (
-          SELECT r.%2$I::text AS s FROM old_rows r WHERE (r.%3$I->>'questionId') IS NOT NULL
-          UNION ALL SELECT r.%2$I::text FROM new_rows r WHERE (r.%3$I->>'questionId') IS NOT NULL) k HAVING count(*) > 0;
-    END IF;$b$, lit, names->>'student_id', names->>'result_json');
+      IF TG_OP = 'INSERT' THEN
+        keys := (SELECT array_agg(DISTINCT r.%1$I::text) FROM new_rows r WHERE (r.%2$I->>'questionId') IS NOT NULL);
+      ELSIF TG_OP = 'DELETE' THEN
+        keys := (SELECT array_agg(DISTINCT r.%1$I::text) FROM old_rows r WHERE (r.%2$I->>'questionId') IS NOT NULL);
+      ELSE
+        keys := (SELECT array_agg(DISTINCT k.s) FROM (
+          SELECT r.%1$I::text AS s FROM old_rows r WHERE (r.%2$I->>'questionId') IS NOT NULL
+          UNION ALL SELECT r.%1$I::text FROM new_rows r WHERE (r.%2$I->>'questionId') IS NOT NULL) k);
+      END IF;$b$, names->>'student_id', names->>'result_json');
     q_branch := format($b$
-    IF TG_OP = 'INSERT' THEN
-      INSERT INTO ${CHANGES} (source_schema, source_table, question_ids)
-        SELECT %1$s, 'questions', array_agg(DISTINCT r.%2$I::int) FROM new_rows r HAVING count(*) > 0;
-    ELSIF TG_OP = 'DELETE' THEN
-      INSERT INTO ${CHANGES} (source_schema, source_table, question_ids)
-        SELECT %1$s, 'questions', array_agg(DISTINCT r.%2$I::int) FROM old_rows r HAVING count(*) > 0;
-    ELSE
-      INSERT INTO ${CHANGES} (source_schema, source_table, question_ids)
-        SELECT %1$s, 'questions', array_agg(DISTINCT k.id::int) FROM (
-          (SELECT r.%2$I AS id, r.%3$I, r.%4$I, r.%5$I, r.%6$I FROM old_rows r EXCEPT SELECT r.%2$I, r.%3$I, r.%4$I, r.%5$I, r.%6$I FROM new_rows r)
+      IF TG_OP = 'INSERT' THEN
+        qids := (SELECT array_agg(DISTINCT r.%1$I::int) FROM new_rows r);
+      ELSIF TG_OP = 'DELETE' THEN
+        qids := (SELECT array_agg(DISTINCT r.%1$I::int) FROM old_rows r);
+      ELSE
+        qids := (SELECT array_agg(DISTINCT k.id::int) FROM (
+          (SELECT r.%1$I AS id, r.%2$I, r.%3$I, r.%4$I, r.%5$I FROM old_rows r EXCEPT SELECT r.%1$I, r.%2$I, r.%3$I, r.%4$I, r.%5$I FROM new_rows r)
           UNION ALL
-          (SELECT r.%2$I, r.%3$I, r.%4$I, r.%5$I, r.%6$I FROM new_rows r EXCEPT SELECT r.%2$I, r.%3$I, r.%4$I, r.%5$I, r.%6$I FROM old_rows r)) k
-        HAVING count(*) > 0;
-    END IF;$b$, lit, names->>'q_id', names->>'q_item_id', names->>'q_question_text', names->>'q_correct_answer', names->>'q_tags');
+          (SELECT r.%1$I, r.%2$I, r.%3$I, r.%4$I, r.%5$I FROM new_rows r EXCEPT SELECT r.%1$I, r.%2$I, r.%3$I, r.%4$I, r.%5$I FROM old_rows r)) k);
+      END IF;$b$, names->>'q_id', names->>'q_item_id', names->>'q_question_text', names->>'q_correct_answer', names->>'q_tags');
   END IF;
 
+  -- Two phases. Reading the transition tables can fail after a schema change the DDL watcher did
+  -- not see: that phase runs in a subtransaction, and a failure becomes "full rebuild due". The
+  -- write then runs outside it, so a statement pays for no second transaction id, and it cannot
+  -- fail on the log's shape: the log's columns can change only with CASCADE, which drops the
+  -- guard view checked here (then nothing is written, and the capture check says why).
   body := format($b$CREATE OR REPLACE FUNCTION ${OPS}.%1$I() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $capture$
+DECLARE
+  keys text[];
+  qids integer[];
+  rebuild boolean := false;
+  why text;
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
-    INSERT INTO ${CHANGES} (source_schema, source_table, full_rebuild, reason) VALUES (%2$s, TG_ARGV[0], true, 'TRUNCATE ' || TG_TABLE_NAME);
-  ELSIF TG_ARGV[0] = 'questions' THEN
-    %3$s
+    rebuild := true;
+    why := 'TRUNCATE ' || TG_TABLE_NAME;
   ELSE
-    %4$s
+    BEGIN
+      IF TG_ARGV[0] = 'questions' THEN
+        %3$s
+      ELSE
+        %4$s
+      END IF;
+    EXCEPTION WHEN OTHERS THEN
+      rebuild := true;
+      why := left('capture failed (' || SQLSTATE || '): ' || SQLERRM, 500);
+    END;
   END IF;
-  RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-  -- Never fail the application's write: record that a rebuild is due instead.
-  BEGIN
-    INSERT INTO ${CHANGES} (source_schema, source_table, full_rebuild, reason)
-    VALUES (%2$s, coalesce(TG_ARGV[0], TG_TABLE_NAME), true, left('capture failed (' || SQLSTATE || '): ' || SQLERRM, 500));
-  EXCEPTION WHEN OTHERS THEN
-    NULL;
-  END;
+  IF (keys IS NOT NULL OR qids IS NOT NULL OR rebuild) AND to_regclass('${OPS_SCHEMA}.attempt_changes_pending') IS NOT NULL THEN
+    INSERT INTO ${CHANGES} (source_schema, source_table, students, question_ids, full_rebuild, reason)
+    VALUES (%2$s, coalesce(TG_ARGV[0], TG_TABLE_NAME), keys, qids, rebuild, why);
+  END IF;
   RETURN NULL;
 END
 $capture$$b$, fname, lit, q_branch, er_branch);
@@ -578,6 +588,8 @@ BEGIN
   END IF;
   IF to_regclass('${OPS_SCHEMA}.attempt_changes') IS NULL THEN
     problem := 'log_missing'; detail := 'attempt_ops.attempt_changes is gone: run attempt-ops bootstrap --apply'; RETURN NEXT;
+  ELSIF to_regclass('${OPS_SCHEMA}.attempt_changes_pending') IS NULL THEN
+    problem := 'log_unguarded'; detail := 'attempt_ops.attempt_changes_pending is gone, and the capture writes nothing without it: run attempt-ops bootstrap --apply'; RETURN NEXT;
   END IF;
   IF (SELECT c.relkind = 'r' AND obj_description(c.oid, 'pg_class') LIKE 'attempt-ops: table-backed copy%'
         FROM pg_class c WHERE c.oid = to_regclass(format('%I.attempt_mv', p_schema))) THEN

@@ -80,11 +80,21 @@ describe('change capture', () => {
 
   it('the log cannot be dropped without CASCADE; after a CASCADE, writes succeed and the check is critical', async () => {
     await expect(db.admin.query('DROP TABLE attempt_ops.attempt_changes')).rejects.toThrow(/other objects depend on it/);
+    await expect(db.admin.query('ALTER TABLE attempt_ops.attempt_changes DROP COLUMN reason')).rejects.toThrow(/other objects depend on it/);
+    await expect(db.admin.query('ALTER TABLE attempt_ops.attempt_changes ALTER COLUMN students TYPE text')).rejects.toThrow(/used by a view/);
     await db.admin.query('DROP TABLE attempt_ops.attempt_changes CASCADE');
     await write(db, 9003, 'legacy-9003');
     const check = await captureCheck(db);
     expect(check.status).toBe('critical');
     expect(check.message).toMatch(/attempt_changes is gone/);
+  });
+
+  it('a column of the log dropped with CASCADE: writes succeed, nothing is written, and the check says why', async () => {
+    await db.admin.query('ALTER TABLE attempt_ops.attempt_changes DROP COLUMN reason CASCADE');
+    await write(db, 9015, 'legacy-9015');
+    const check = await captureCheck(db);
+    expect(check.status).toBe('critical');
+    expect(check.message).toMatch(/attempt_changes_pending is gone, and the capture writes nothing without it/);
   });
 
   it('sees writes under session_replication_role = replica', async () => {
