@@ -33,7 +33,8 @@ import {
   attemptMvCreateSql, attemptMvIdIndexSql, attemptMvStudentIndexSql, completedAtIndexSql,
   jobRunsIndexSql, jobRunsTableSql, metricStateTableSql, opsSchemaCreateSql,
 } from '../sql/ops-schema.ts';
-import { ROLES, attemptMvOwnerSql, rolesSql } from '../sql/roles.ts';
+import { ROLES, attemptMvOwnerSql, opsGrantsReadySql, rolesSql } from '../sql/roles.ts';
+import { auditFunctionsPresentSql, auditFunctionsSql } from '../sql/audit.ts';
 import { applyTimeouts, longStatement } from './analyze.ts';
 import type { JobDeps } from './deps.ts';
 import { REFRESH_STATEMENT_TIMEOUT_MS, inspectMv, runAlone, runRefresh } from './refresh-mv.ts';
@@ -123,6 +124,8 @@ export interface CatalogState {
   jobRuns: boolean;
   jobRunsIndex: boolean;
   metricState: boolean;
+  /** The SECURITY DEFINER functions every audit row is written through (functions/sql/audit.ts). */
+  auditFunctions: boolean;
   attemptKind: string | null;
   mvKind: string | null;
   /** attempt_mv is the table-backed copy that incremental refreshes keep (always populated). */
@@ -140,7 +143,7 @@ export interface CatalogState {
 }
 
 type CatalogRow = {
-  ops_schema: boolean; job_runs: boolean; job_runs_index: boolean; metric_state: boolean;
+  ops_schema: boolean; job_runs: boolean; job_runs_index: boolean; metric_state: boolean; audit_functions: boolean;
   attempt_kind: string | null; mv_kind: string | null; mv_table_copy: boolean | null; mv_populated: boolean | null;
   mv_id_index: string | null; mv_student_index: string | null; exam_results: boolean;
   completed_named_valid: boolean | null; completed_other: string | null; role_exists: boolean; mv_granted: boolean | null;
@@ -164,6 +167,7 @@ export async function readCatalog(deps: JobDeps): Promise<CatalogState> {
               to_regclass($2) IS NOT NULL AS job_runs,
               to_regclass($3) IS NOT NULL AS job_runs_index,
               to_regclass($4) IS NOT NULL AS metric_state,
+              ${auditFunctionsPresentSql()} AS audit_functions,
               (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($5)) AS attempt_kind,
               (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($6)) AS mv_kind,
               (SELECT relispopulated FROM pg_class WHERE oid = to_regclass($6)) AS mv_populated,
@@ -188,6 +192,7 @@ export async function readCatalog(deps: JobDeps): Promise<CatalogState> {
       jobRuns: r.job_runs,
       jobRunsIndex: r.job_runs_index,
       metricState: r.metric_state,
+      auditFunctions: r.audit_functions,
       attemptKind: r.attempt_kind,
       mvKind: r.mv_kind,
       mvTableCopy: r.mv_table_copy === true,
@@ -227,6 +232,14 @@ export function planBootstrap(c: CatalogState, schema: string, appRole: string):
   add({ object: `${ops}.job_runs`, action: 'create table', state: c.jobRuns ? 'exists' : 'missing', message: c.jobRuns ? 'table exists' : 'run audit: every refresh, read by mv_staleness', sql: [jobRunsTableSql()] });
   add({ object: `${ops}.job_runs_job_started_idx`, action: 'create index', state: c.jobRunsIndex ? 'exists' : 'missing', message: c.jobRunsIndex ? 'index exists' : 'latest run per job', sql: [jobRunsIndexSql()] });
   add({ object: `${ops}.metric_state`, action: 'create table', state: c.metricState ? 'exists' : 'missing', message: c.metricState ? 'table exists' : "publish-metrics' previous pg_stat_statements sample", sql: [metricStateTableSql()] });
+  add({
+    object: `${ops} audit functions`, action: 'create functions',
+    state: c.auditFunctions ? 'exists' : 'missing',
+    message: c.auditFunctions
+      ? 'job_run_start, job_run_finish, job_run_record, metric_state_put, remediation_prepare, remediation_record exist'
+      : 'job_run_start, job_run_finish, job_run_record, metric_state_put, remediation_prepare, remediation_record: the only way the job roles write the audit (SECURITY DEFINER, the writer taken from session_user)',
+    sql: auditFunctionsSql(),
+  });
 
   const mv = `${schema}.attempt_mv`;
   let mvBlocked: string | null = null;
@@ -280,26 +293,35 @@ export function planBootstrap(c: CatalogState, schema: string, appRole: string):
 
 /**
  * Whether the least-privilege roles are in place as rolesSql would leave them: the three roles,
- * the monitor in pg_monitor and able to read the view's tables, the maintainer owning attempt_mv.
+ * the monitor in pg_monitor and able to read the view's tables, the maintainer owning attempt_mv,
+ * and attempt_ops' grants exactly as rolesSql makes them (opsGrantsReadySql): a role set made by
+ * an earlier version, whose monitor could UPDATE job_runs, reads as missing and is repaired.
+ *
+ * It runs after the change capture is installed (runner 'alone', the first of those), so the
+ * grants on the capture's tables and functions made in the same run are included; in one
+ * transaction of its own, so the revokes and the grants that follow them land together. Our own
+ * DDL (attempt_mv's new owner) is no event for the capture's DDL watcher.
  */
 async function rolesStep(deps: JobDeps): Promise<Step> {
   const { rows } = await deps.pool.query<{ version: number; ready: boolean; mv: boolean }>(
     `SELECT current_setting('server_version_num')::int AS version,
             to_regclass($5) IS NOT NULL AS mv,
-            (SELECT count(*) = 3 FROM pg_roles WHERE rolname IN ($1, $2, $3))
-              AND pg_has_role($1, 'pg_monitor', 'MEMBER')
-              AND has_table_privilege($1, to_regclass($4), 'SELECT')
-              AND (to_regclass($5) IS NULL OR (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass($5)) = $2) AS ready`,
+            CASE WHEN (SELECT count(*) = 3 FROM pg_roles WHERE rolname IN ($1, $2, $3))
+                 THEN pg_has_role($1, 'pg_monitor', 'MEMBER')
+                      AND has_table_privilege($1, to_regclass($4), 'SELECT')
+                      AND (to_regclass($5) IS NULL OR (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass($5)) = $2)
+                      AND ${opsGrantsReadySql()}
+                 ELSE false END AS ready`,
     [ROLES.monitor, ROLES.maintainer, ROLES.operator, qualified(deps.schema, 'exam_results'), qualified(deps.schema, 'attempt_mv')],
   ).catch((err) => {
     throw classifyDbError(err, 'reading the roles');
   });
   const r = rows[0]!;
   return {
-    object: `${ROLES.monitor}, ${ROLES.maintainer}, ${ROLES.operator}`, action: 'create roles', runner: 'transaction',
+    object: `${ROLES.monitor}, ${ROLES.maintainer}, ${ROLES.operator}`, action: 'create roles', runner: 'alone',
     state: r.ready ? 'exists' : 'missing',
-    message: r.ready ? 'roles and grants in place' : 'least-privilege group roles for the jobs (grant them to the login users)',
-    sql: [...rolesSql(deps.schema, r.version), ...attemptMvOwnerSql(deps.schema)],
+    message: r.ready ? 'roles and grants in place' : 'least-privilege group roles for the jobs (grant them to the login users); grants made by earlier versions are revoked first',
+    sql: ['BEGIN', `SET LOCAL attempt_ops.capture_ddl = 'on'`, ...rolesSql(deps.schema, r.version), ...attemptMvOwnerSql(deps.schema), 'COMMIT'],
   };
 }
 

@@ -13,6 +13,7 @@ import {
 import { AttemptOpsError, classifyDbError } from '../db/errors.ts';
 import { inTransaction } from '../db/pool.ts';
 import { JOB_RUNS } from '../sql/ops-schema.ts';
+import { JOB_RUN_RECORD_SQL } from '../sql/audit.ts';
 import type { JobDeps } from './deps.ts';
 
 export interface HealthCheckOptions {
@@ -158,10 +159,10 @@ async function recordRun(deps: JobDeps, report: HealthReport, since: Date | null
   // Only a run over every data-quality check moves the watermark: a partial run saw partial data.
   const complete = DATA_QUALITY_CHECKS.every((n) => names.includes(n));
   try {
+    // Through attempt_ops.job_run_record (functions/sql/audit.ts): the monitor role has no INSERT on job_runs.
     await deps.pool.query(
-      `INSERT INTO ${JOB_RUNS} (job, target, started_at, finished_at, mode, outcome, details)
-       VALUES ('health-check', $1, $2, now(), $3, $4, $5)`,
-      [deps.target, report.startedAt, report.scope, complete ? 'success' : 'skipped', JSON.stringify({ status: report.status, since: since?.toISOString() ?? null, checks: names.length })],
+      JOB_RUN_RECORD_SQL,
+      ['health-check', deps.target, report.startedAt, complete ? 'success' : 'skipped', report.scope, JSON.stringify({ status: report.status, since: since?.toISOString() ?? null, checks: names.length })],
     );
   } catch (err) {
     deps.log?.warn('could not record the run in attempt_ops.job_runs; the next run reads a wider window', { error: classifyDbError(err).message });

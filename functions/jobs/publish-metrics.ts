@@ -18,6 +18,7 @@ import { classifyDbError } from '../db/errors.ts';
 import { qualified } from '../db/identifiers.ts';
 import { inTransaction, type PoolClient } from '../db/pool.ts';
 import { METRIC_STATE } from '../sql/ops-schema.ts';
+import { AUDIT_FUNCTIONS, METRIC_STATE_PUT_SQL } from '../sql/audit.ts';
 import type { JobDeps } from './deps.ts';
 import { runHealthCheck } from './health-check.ts';
 
@@ -83,20 +84,24 @@ async function readSample(client: PoolClient, extSchema: string, appRole: string
 async function sampleStatements(deps: JobDeps, dryRun: boolean): Promise<StatementsResult> {
   let ext: { schema: string } | undefined;
   let hasState: boolean;
+  let hasWriter: boolean;
   try {
-    const { rows } = await deps.pool.query<{ schema: string | null; has_state: boolean }>(
+    const { rows } = await deps.pool.query<{ schema: string | null; has_state: boolean; has_writer: boolean }>(
       `SELECT (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
                 WHERE e.extname = 'pg_stat_statements') AS schema,
-              to_regclass($1) IS NOT NULL AS has_state`,
-      [METRIC_STATE],
+              to_regclass($1) IS NOT NULL AS has_state, to_regprocedure($2) IS NOT NULL AS has_writer`,
+      [METRIC_STATE, AUDIT_FUNCTIONS.metricStatePut],
     );
     ext = rows[0]?.schema ? { schema: rows[0].schema } : undefined;
     hasState = rows[0]?.has_state === true;
+    hasWriter = rows[0]?.has_writer === true;
   } catch (err) {
     throw classifyDbError(err, 'looking for pg_stat_statements');
   }
   if (!ext) return skippedStatements('pg_stat_statements is not installed in this database (CREATE EXTENSION pg_stat_statements)');
   if (!hasState) return skippedStatements(`${OPS_SCHEMA}.metric_state does not exist: run attempt-ops bootstrap --apply`);
+  // The sample is kept through attempt_ops.metric_state_put (the monitor role may not write the table): bootstrap makes both.
+  if (!hasWriter && !dryRun) return skippedStatements(`${OPS_SCHEMA}.metric_state_put does not exist: run attempt-ops bootstrap --apply`);
   const extSchema = ext.schema;
 
   try {
@@ -115,10 +120,7 @@ async function sampleStatements(deps: JobDeps, dryRun: boolean): Promise<Stateme
       if (cur.hidden > 0) notes.push(`${cur.hidden} statement(s) of other roles are hidden from this role (grant pg_read_all_stats to count them)`);
       if (!dryRun) {
         await client.query(
-          `INSERT INTO ${METRIC_STATE} (name, sampled_at, calls, total_exec_ms, stats_reset, details)
-           VALUES ($1, now(), $2::numeric, $3, $4, $5)
-           ON CONFLICT (name) DO UPDATE SET sampled_at = EXCLUDED.sampled_at, calls = EXCLUDED.calls,
-             total_exec_ms = EXCLUDED.total_exec_ms, stats_reset = EXCLUDED.stats_reset, details = EXCLUDED.details`,
+          METRIC_STATE_PUT_SQL,
           [STATEMENTS_STATE_NAME, cur.calls.toString(), cur.totalMs, cur.statsReset, JSON.stringify({ statements: cur.statements })],
         );
       }

@@ -30,6 +30,7 @@ import {
 } from '../sql/incremental.ts';
 import { buildIndexConcurrently, installCapture, type InstallBudget } from './incremental/capture-install.ts';
 import { JOB_RUNS } from '../sql/ops-schema.ts';
+import { JOB_RUN_FINISH_SQL, JOB_RUN_RECORD_SQL, JOB_RUN_START_SQL, isMissingAuditFunction } from '../sql/audit.ts';
 import { applyTimeouts, longStatement, type StatementTimeouts } from './analyze.ts';
 import type { JobDeps } from './deps.ts';
 import {
@@ -438,31 +439,40 @@ function requireReady(mv: MvState, display: string): void {
 
 type Outcome = 'success' | 'failure' | 'skipped';
 
+/** The audit goes through attempt_ops' functions (functions/sql/audit.ts): missing, it is as missing as the table. */
+function auditMissing(err: unknown): unknown {
+  return isMissingAuditFunction(err)
+    ? new AttemptOpsError('missing-object', `the refresh audit functions (attempt_ops.job_run_start, job_run_finish, job_run_record) do not exist: ${FIX}`, { cause: err })
+    : err;
+}
+
 async function recordStart(deps: JobDeps, startedAt: Date, plan: RefreshPlan, requested: RefreshMode): Promise<string> {
   const { rows } = await deps.pool.query<{ id: string }>(
-    `INSERT INTO ${JOB_RUNS} (job, target, started_at, mode, outcome, details)
-     VALUES ('refresh-mv', $1, $2, $3, 'running', $4) RETURNING id`,
-    [deps.target, startedAt, plan.mode, JSON.stringify({ requestedMode: requested, reason: plan.reason })],
-  );
+    JOB_RUN_START_SQL,
+    ['refresh-mv', deps.target, startedAt, plan.mode, JSON.stringify({ requestedMode: requested, reason: plan.reason })],
+  ).catch((err) => {
+    throw auditMissing(err);
+  });
   return rows[0]!.id;
 }
 
 /** ran: the refresh that really ran, which may differ from the plan (an incremental run that fell back). */
 async function recordFinish(deps: JobDeps, id: string, outcome: Outcome, rows: number | null, error: string | null, durationMs: number, ran?: Ran): Promise<void> {
   await deps.pool.query(
-    `UPDATE ${JOB_RUNS} SET finished_at = now(), outcome = $2, rows = $3, error = $4, mode = coalesce($6, mode),
-            details = details || jsonb_build_object('durationMs', $5::int) || $7::jsonb
-      WHERE id = $1`,
-    [id, outcome, rows, error, durationMs, ran?.mode ?? null, JSON.stringify(ran ? { reason: ran.reason, ...ran.details } : {})],
-  );
+    JOB_RUN_FINISH_SQL,
+    [id, outcome, rows, error, ran?.mode ?? null, JSON.stringify({ durationMs, ...(ran ? { reason: ran.reason, ...ran.details } : {}) })],
+  ).catch((err) => {
+    throw auditMissing(err);
+  });
 }
 
 async function recordSkipped(deps: JobDeps, startedAt: Date, requested: RefreshMode, reason: string): Promise<void> {
   await deps.pool.query(
-    `INSERT INTO ${JOB_RUNS} (job, target, started_at, finished_at, mode, outcome, details)
-     VALUES ('refresh-mv', $1, $2, now(), $3, 'skipped', $4)`,
-    [deps.target, startedAt, requested, JSON.stringify({ requestedMode: requested, reason })],
-  );
+    JOB_RUN_RECORD_SQL,
+    ['refresh-mv', deps.target, startedAt, 'skipped', requested, JSON.stringify({ requestedMode: requested, reason })],
+  ).catch((err) => {
+    throw auditMissing(err);
+  });
 }
 
 /** Is another session holding the refresh lock? For a dry run, which must not take it. */

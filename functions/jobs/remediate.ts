@@ -30,8 +30,9 @@ import { DEFAULT_TIMEOUTS, inTransaction, type PoolClient } from '../db/pool.ts'
 import { VIEW_BASE_TABLES, readGrants } from '../ops/grants.ts';
 import { createIndexSql, dropIndexSql, readIndexes } from '../ops/indexes.ts';
 import {
-  EXAM_RESULTS_QUARANTINE, REMEDIATIONS, opsSchemaCreateSql, quarantineIndexSql, quarantineTableSql, remediationsTableSql,
+  EXAM_RESULTS_QUARANTINE, REMEDIATIONS, opsSchemaCreateSql, quarantineIndexSql, quarantineTableSql,
 } from '../sql/ops-schema.ts';
+import { AUDIT_FUNCTIONS, REMEDIATION_PREPARE_SQL, REMEDIATION_RECORD_SQL, auditFunctionsSql } from '../sql/audit.ts';
 import { v1ViewSql } from '../sql/reference.ts';
 import { cappedTimeout, runAnalyze } from './analyze.ts';
 import type { JobDeps } from './deps.ts';
@@ -639,16 +640,31 @@ async function runAlone(run: Run, statements: readonly string[]): Promise<void> 
 
 // ---------------------------------------------------------------- audit
 
-/** Created on the first apply, before anything changes: a fix that cannot be audited does not run. */
+/**
+ * Made ready on the first apply, before anything changes: a fix that cannot be audited does not
+ * run. The audit is written only through attempt_ops.remediation_prepare/remediation_record
+ * (functions/sql/audit.ts), which check that the caller may write it (the operator role, or the
+ * owner of attempt_ops) and take db_user from session_user; prepare makes the table when it is
+ * missing, owned by the functions' owner, so the operator holds no right to rewrite it.
+ */
 async function ensureAuditTable(run: Run): Promise<void> {
   await inTransaction(run.deps.pool, { lockTimeoutMs: run.lockTimeoutMs }, async (db) => {
-    const { rows } = await db.query<{ ops: boolean; table: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS ops, to_regclass($2) IS NOT NULL AS table`,
-      [OPS_SCHEMA, REMEDIATIONS],
+    const { rows } = await db.query<{ ops: boolean; owner: boolean; functions: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS ops,
+              EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1 AND pg_has_role(current_user, nspowner, 'USAGE')) AS owner,
+              to_regprocedure($2) IS NOT NULL AND to_regprocedure($3) IS NOT NULL AS functions`,
+      [OPS_SCHEMA, AUDIT_FUNCTIONS.remediationPrepare, AUDIT_FUNCTIONS.remediationRecord],
     );
     // Only what is missing: CREATE SCHEMA IF NOT EXISTS still needs CREATE on the database.
     if (!rows[0]?.ops) await db.query(opsSchemaCreateSql());
-    if (!rows[0]?.table) await db.query(remediationsTableSql());
+    if (!rows[0]?.functions) {
+      // Functions made by anyone but the owner of attempt_ops would write with that role's rights.
+      if (rows[0]?.ops && !rows[0]?.owner) {
+        throw new AttemptOpsError('missing-object', `the remediation audit functions (${OPS_SCHEMA}.remediation_prepare, remediation_record) do not exist: run attempt-ops bootstrap --apply (as the owner of ${OPS_SCHEMA})`);
+      }
+      for (const sql of auditFunctionsSql()) await db.query(sql);
+    }
+    await db.query(REMEDIATION_PREPARE_SQL);
   });
 }
 
@@ -657,8 +673,7 @@ type AuditOutcome = 'success' | 'failure' | 'blocked' | 'unverified';
 async function writeAudit(run: Run, row: { startedAt: Date; outcome: AuditOutcome; actions: RemediationAction[]; result: Record<string, unknown> }): Promise<number> {
   const statements = row.actions.filter((a) => a.outcome === 'done').flatMap((a) => a.sql ?? []);
   const { rows } = await run.deps.pool.query<{ id: string }>(
-    `INSERT INTO ${REMEDIATIONS} (fix, target, started_at, invoked_by, outcome, statements, result)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+    REMEDIATION_RECORD_SQL,
     [
       run.options.restore ? `${run.options.fix} --restore` : run.options.fix, run.deps.target, row.startedAt, run.invokedBy, row.outcome, statements,
       JSON.stringify({

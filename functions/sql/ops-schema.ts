@@ -1,9 +1,11 @@
 /**
- * Our own objects in the watched database: the attempt_ops schema with its run-audit table, and
+ * Our own objects in the watched database: the attempt_ops schema with its run-audit table (written
+ * only through the functions of functions/sql/audit.ts), and
  * attempt_mv with the runbook's indexes. Idempotent statements, so bootstrap can run on every deploy.
  */
 import { OPS_SCHEMA } from '../contract/vocabulary.ts';
 import { qualified, quoteIdent } from '../db/identifiers.ts';
+import { auditFunctionsSql } from './audit.ts';
 
 export const JOB_RUNS = `${quoteIdent(OPS_SCHEMA)}.job_runs`;
 /** publish-metrics keeps its previous pg_stat_statements sample here, to publish deltas. */
@@ -52,11 +54,13 @@ export function metricStateTableSql(): string {
 )`;
 }
 
+/** The schema, the run audit and the functions every audit row is written through (functions/sql/audit.ts). */
 export function opsSchemaSql(): string {
   return `
 ${opsSchemaCreateSql()};
 ${jobRunsTableSql()};
-${jobRunsIndexSql()};`;
+${jobRunsIndexSql()};
+${auditFunctionsSql().join(';\n')};`;
 }
 
 /** WITH NO DATA: creating it is instant; the first (plain) REFRESH fills it. */

@@ -40,7 +40,7 @@ describe('maintenance commands', () => {
     expect(stdout).toMatch(/^planned +public\.attempt_mv +create materialized view/m);
     expect(stdout).toContain('CREATE MATERIALIZED VIEW IF NOT EXISTS "public"."attempt_mv" AS SELECT * FROM "public"."attempt" WITH NO DATA');
     expect(stdout).toMatch(/note: dry run: nothing was changed/);
-    expect(stdout).toMatch(/\nstatus: OK \(12 planned\)\n$/);
+    expect(stdout).toMatch(/\nstatus: OK \(13 planned\)\n$/);
     const { rows } = await db.admin.query(`SELECT to_regnamespace('attempt_ops') AS ops`);
     expect(rows[0].ops).toBeNull();
   });
@@ -53,7 +53,7 @@ describe('maintenance commands', () => {
     expect(report.actions.every((a: { outcome: string }) => a.outcome === 'done')).toBe(true);
     const second = await cli(['bootstrap', '--apply', ...url]);
     expect(second.code).toBe(0);
-    expect(second.stdout).toMatch(/status: OK \(12 exists\)/);
+    expect(second.stdout).toMatch(/status: OK \(13 exists\)/);
     expect(second.stdout).toContain('note: everything exists: nothing to do');
   });
 

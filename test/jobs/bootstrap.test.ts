@@ -10,6 +10,7 @@ const EVERY_OBJECT = [
   'attempt_ops.job_runs',
   'attempt_ops.job_runs_job_started_idx',
   'attempt_ops.metric_state',
+  'attempt_ops audit functions',
   'public.attempt_mv',
   'public.attempt_mv_id_idx',
   'public.attempt_mv_student_completed_idx',
