@@ -211,7 +211,7 @@ export async function readCatalog(deps: JobDeps): Promise<CatalogState> {
 }
 
 /** How a step runs: with the others in one transaction, alone on its own session, or as a refresh. */
-type Runner = 'transaction' | 'alone' | 'refresh' | 'capture' | 'capture-off' | 'index';
+type Runner = 'transaction' | 'alone' | 'refresh' | 'capture' | 'capture-off' | 'index' | 'roles';
 
 interface Step {
   object: string;
@@ -318,10 +318,10 @@ async function rolesStep(deps: JobDeps): Promise<Step> {
   });
   const r = rows[0]!;
   return {
-    object: `${ROLES.monitor}, ${ROLES.maintainer}, ${ROLES.operator}`, action: 'create roles', runner: 'alone',
+    object: `${ROLES.monitor}, ${ROLES.maintainer}, ${ROLES.operator}`, action: 'create roles', runner: 'roles',
     state: r.ready ? 'exists' : 'missing',
     message: r.ready ? 'roles and grants in place' : 'least-privilege group roles for the jobs (grant them to the login users); grants made by earlier versions are revoked first',
-    sql: ['BEGIN', `SET LOCAL attempt_ops.capture_ddl = 'on'`, ...rolesSql(deps.schema, r.version), ...attemptMvOwnerSql(deps.schema), 'COMMIT'],
+    sql: [...rolesSql(deps.schema, r.version), ...attemptMvOwnerSql(deps.schema)],
   };
 }
 
@@ -332,9 +332,9 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
   const apply = options.apply === true;
 
   const steps = planBootstrap(await readCatalog(deps), deps.schema, deps.appRole);
-  // After the populate step (attempt_mv exists by then), before the index built alone.
-  if (options.roles) steps.splice(steps.findIndex((s) => s.runner === 'alone'), 0, await rolesStep(deps));
   steps.push(...(await captureSteps(deps, options.capture !== false)));
+  // Last: the grants cover what every step before made (the capture's tables and functions among them).
+  if (options.roles) steps.push(await rolesStep(deps));
   const actions: ActionReport[] = steps.map((s) => ({
     object: s.object,
     action: s.action,
@@ -420,6 +420,20 @@ export async function runBootstrap(deps: JobDeps, options: BootstrapOptions = {}
         const e = classifyDbError(err, `bootstrap: ${s.action} ${s.object}`);
         // An interrupted concurrent build leaves an INVALID index; the next run replaces it.
         throw new AttemptOpsError(e.kind, `${oneLine(e)} (run bootstrap again: an invalid index left behind is rebuilt)`, { cause: e });
+      }
+      a.durationMs = Math.round(performance.now() - started);
+    }
+
+    // The revokes of grants made by earlier versions and the new grants land together, or not at all.
+    for (const { s, a } of pending('roles')) {
+      const started = performance.now();
+      try {
+        await inTransaction(deps.pool, {}, async (client) => {
+          await client.query(`SET LOCAL attempt_ops.capture_ddl = 'on'`);
+          for (const sql of s.sql) await client.query(sql);
+        });
+      } catch (err) {
+        throw classifyDbError(err, 'bootstrap: create roles and grants');
       }
       a.durationMs = Math.round(performance.now() - started);
     }

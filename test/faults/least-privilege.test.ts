@@ -425,3 +425,54 @@ describe('a login in none of the roles, and the operator', () => {
     await expect(operator.pool.query(`SELECT attempt_ops.job_run_record('health-check', 't', now(), 'success', null, '{}')`)).rejects.toMatchObject({ code: '42501' });
   });
 });
+
+describe('the maintainer role on the table-backed attempt_mv (issue 10)', () => {
+  let db: TestDatabase;
+  let maintainer: Login;
+  const diff = `SELECT count(*)::int AS n FROM ((SELECT * FROM attempt EXCEPT ALL SELECT * FROM attempt_mv) UNION ALL (SELECT * FROM attempt_mv EXCEPT ALL SELECT * FROM attempt)) d`;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedClean(db.admin);
+    expect((await runBootstrap(deps(db.pool('bootstrap')), { apply: true, roles: true })).status).toBe('ok');
+    maintainer = await createLogin(db, 'maint', [ROLES.maintainer], 'refresh-mv');
+  });
+  afterAll(async () => {
+    await maintainer?.drop();
+    await db?.drop();
+  });
+
+  it('cannot convert (owner work), and says which role must', async () => {
+    const error = await runRefresh(deps(maintainer.pool), { mode: 'incremental' }).catch((e: Error) => e);
+    expect(error).toMatchObject({ kind: 'permission', message: expect.stringMatching(/converting public\.attempt_mv into the table-backed copy needs CREATE on schema public .*as the owner of public\.exam_results/) });
+    expect((await db.admin.query(`SELECT relkind::text AS k FROM pg_class WHERE oid = 'attempt_mv'::regclass`)).rows[0].k).toBe('m');
+  });
+
+  it('runs every mode on the copy an owner converted, recorded as itself', async () => {
+    // Prepare: the owner converts; the copy keeps the materialized view's owner, the maintainer.
+    await runRefresh(deps(db.pool('refresh-mv')), { mode: 'incremental' });
+    expect((await db.admin.query(`SELECT pg_get_userbyid(relowner) AS o FROM pg_class WHERE oid = 'attempt_mv'::regclass`)).rows[0].o).toBe(ROLES.maintainer);
+    for (const [i, mode] of (['incremental', 'concurrent', 'full', 'incremental'] as const).entries()) {
+      await insertResult(db.admin, { id: 7100 + i, student: `legacy-71${i}`, json: { questionId: 1 + i, isCorrect: true } });
+      // Act
+      const report = await runRefresh(deps(maintainer.pool), { mode });
+      // Assess
+      expect(report.actions.at(-1), mode).toMatchObject({ outcome: 'done', after: { mode: mode === 'incremental' ? 'incremental' : 'full' } });
+      expect((await db.admin.query(diff)).rows[0].n, mode).toBe(0);
+    }
+    const runs = await db.admin.query(`SELECT invoked_by FROM attempt_ops.job_runs WHERE job = 'refresh-mv' AND invoked_by = $1 AND outcome = 'success'`, [maintainer.name]);
+    expect(runs.rowCount).toBe(4);
+  });
+
+  it('with the capture broken, rebuilds whole on every run and says an owner must repair it', async () => {
+    await db.admin.query('ALTER TABLE exam_results DISABLE TRIGGER attempt_ops_capture_insert');
+    try {
+      await insertResult(db.admin, { id: 7200, student: 'legacy-7200', json: { questionId: 2 } });
+      const report = await runRefresh(deps(maintainer.pool), { mode: 'incremental' });
+      expect(report.actions.at(-1)).toMatchObject({ after: { mode: 'full' } });
+      expect(report.notes.join(' ')).toMatch(/cannot be trusted .*until an owner repairs it \(bootstrap --apply\)/);
+      expect((await db.admin.query(diff)).rows[0].n).toBe(0);
+    } finally {
+      await db.admin.query('ALTER TABLE exam_results ENABLE ALWAYS TRIGGER attempt_ops_capture_insert');
+    }
+  });
+});
