@@ -25,8 +25,8 @@ export interface TieSample {
  */
 export const attemptNoTies: HealthCheck = {
   spec: CHECK_SPECS.attempt_no_ties,
-  async measure({ db, schema, since, facts }) {
-    const src = sourceRowsSql({ schema, since, serverVersion: facts.serverVersion });
+  async measure({ db, schema, since, changes, scopeFallback, facts }) {
+    const src = sourceRowsSql({ schema, since, changes, serverVersion: facts.serverVersion });
     const { rows } = await db.query<{ pairs: string; tie_groups: string; tied_rows: string; sample: TieSample[] | null }>(
       `WITH s AS (${src.sql}),
        ties AS (
@@ -52,7 +52,7 @@ export const attemptNoTies: HealthCheck = {
     const value = Number(r?.pairs ?? 0);
     const tieGroups = Number(r?.tie_groups ?? 0);
     const tiedRows = Number(r?.tied_rows ?? 0);
-    const where = scopePhrase(since);
+    const where = scopePhrase(since, changes, scopeFallback);
     const details: unknown[] = [{ kind: 'attempt_no_ties', pairs: value, tieGroups, tiedRows }];
     if (value === 0) return { value, message: `attempt_no is determined by completed_at ${where}`, details };
     details.push({ sample: r?.sample ?? [] });

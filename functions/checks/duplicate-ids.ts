@@ -9,8 +9,8 @@ import type { HealthCheck } from './types.ts';
  */
 export const duplicateIds: HealthCheck = {
   spec: CHECK_SPECS.duplicate_ids,
-  async measure({ db, schema, since, facts }) {
-    const src = sourceRowsSql({ schema, since, serverVersion: facts.serverVersion });
+  async measure({ db, schema, since, changes, scopeFallback, facts }) {
+    const src = sourceRowsSql({ schema, since, changes, serverVersion: facts.serverVersion });
     const { rows } = await db.query<{ surplus: string; id_groups: string; pair_groups: string; sample: string[] | null }>(
       `WITH s AS (${src.sql}),
        ids AS (
@@ -28,7 +28,7 @@ export const duplicateIds: HealthCheck = {
     const value = Number(r?.surplus ?? 0);
     const idGroups = Number(r?.id_groups ?? 0);
     const pairGroups = Number(r?.pair_groups ?? 0);
-    const where = scopePhrase(since);
+    const where = scopePhrase(since, changes, scopeFallback);
     const details: unknown[] = [
       { kind: 'duplicate_attempt_id', groups: idGroups, surplusRows: value },
       { kind: 'duplicate_exam_result_question', groups: pairGroups },

@@ -6,8 +6,8 @@ import type { HealthCheck } from './types.ts';
 /** Runbook section 4: a questionId with no questions row silently drops the result from the view. */
 export const orphanResults: HealthCheck = {
   spec: CHECK_SPECS.orphan_results,
-  async measure({ db, schema, since, facts }) {
-    const src = sourceRowsSql({ schema, since, serverVersion: facts.serverVersion });
+  async measure({ db, schema, since, changes, scopeFallback, facts }) {
+    const src = sourceRowsSql({ schema, since, changes, serverVersion: facts.serverVersion });
     const { rows } = await db.query<{ orphans: string; question_ids: number[] | null; sample: string[] | null }>(
       `WITH o AS (
          SELECT s.id, s.safe_qid FROM (${src.sql}) s
@@ -18,7 +18,7 @@ export const orphanResults: HealthCheck = {
       src.params,
     );
     const value = Number(rows[0]?.orphans ?? 0);
-    const where = scopePhrase(since);
+    const where = scopePhrase(since, changes, scopeFallback);
     if (value === 0) return { value, message: `every questionId ${where} has a question` };
     return {
       value,

@@ -9,8 +9,8 @@ import type { HealthCheck } from './types.ts';
  */
 export const requiredNulls: HealthCheck = {
   spec: CHECK_SPECS.required_nulls,
-  async measure({ db, schema, since, facts }) {
-    const src = sourceRowsSql({ schema, since, serverVersion: facts.serverVersion });
+  async measure({ db, schema, since, changes, scopeFallback, facts }) {
+    const src = sourceRowsSql({ schema, since, changes, serverVersion: facts.serverVersion });
     const { rows } = await db.query<Record<string, string | string[] | null>>(
       `WITH v AS (
          SELECT s.id AS exam_result_id, (s.id IS NULL OR q.item_id IS NULL) AS null_id, s.student_id IS NULL AS null_student_id,
@@ -29,7 +29,7 @@ export const requiredNulls: HealthCheck = {
     // is_correct is a CASE with an ELSE branch in the V1 view: it cannot be NULL.
     const details: unknown[] = [...columns.map((c) => ({ column: c, rows: Number(r[c] ?? 0) })), { column: 'is_correct', rows: 0 }];
     const value = Number(r.any_null ?? 0);
-    const where = scopePhrase(since);
+    const where = scopePhrase(since, changes, scopeFallback);
     if (value === 0) return { value, message: `no NULL required fields ${where}`, details };
     details.push({ sampleExamResultIds: r.sample ?? [] });
     const which = columns.filter((c) => Number(r[c] ?? 0) > 0).map((c) => `${c}: ${r[c]}`).join(', ');

@@ -4,6 +4,7 @@
  * a poison row must be counted, not abort the query that looks for it.
  */
 import { qualified } from '../db/identifiers.ts';
+import type { ChangeScope } from './types.ts';
 
 const QID = "(er.result_json->>'questionId')";
 const RT = "(er.result_json->>'responseTime')";
@@ -45,10 +46,24 @@ export interface SourceWindow {
   schema: string;
   since: Date | null;
   serverVersion: number;
+  /** The changed rows, when the change capture says which: replaces `since`. */
+  changes?: ChangeScope | null;
 }
 
-/** WHERE clause (with $1 bound to `since` when there is one) and its parameters. */
+/**
+ * WHERE clause and its parameters ($1 onwards): the changed students' rows and the results of
+ * changed questions when the capture says which, else completed_at >= since, else every row.
+ * `= ANY` on the raw student_id reads through the (student_id, completed_at) index.
+ */
 export function windowFilter(w: SourceWindow, alias = 'er'): { sql: string; params: unknown[] } {
+  if (w.changes) {
+    const qid = alias === 'er' ? safeQuestionIdSql(w.serverVersion) : safeQuestionIdSql(w.serverVersion).replaceAll('er.', `${alias}.`);
+    return {
+      sql: `(${alias}.student_id = ANY ($1::text[]) OR ($2::boolean AND ${alias}.student_id IS NULL)
+             OR (cardinality($3::int[]) > 0 AND ${qid} = ANY ($3::int[])))`,
+      params: [w.changes.students, w.changes.nullStudent, w.changes.questionIds],
+    };
+  }
   return w.since ? { sql: `${alias}.completed_at >= $1`, params: [w.since] } : { sql: 'true', params: [] };
 }
 
@@ -74,7 +89,12 @@ export function attemptIdSql(er = 'er', q = 'q'): string {
 export const STUDENT_UUID_SQL = `(CASE WHEN er.student_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
   THEN er.student_id::uuid ELSE ('00000000-0000-0000-0000-' || LPAD(LEFT(MD5(er.student_id), 12), 12, '0'))::uuid END)`;
 
-/** A scope phrase for messages: "since 2026-11-24T03:00:00.000Z" or "among all rows". */
-export function scopePhrase(since: Date | null): string {
-  return since ? `since ${since.toISOString()}` : 'among all rows';
+/** A scope phrase for messages: "since 2026-11-24T03:00:00.000Z", "among all rows", or the changed rows. */
+export function scopePhrase(since: Date | null, changes?: ChangeScope | null, fallback?: string | null): string {
+  if (changes) {
+    const parts = [`${changes.students.length + (changes.nullStudent ? 1 : 0)} student(s)`, ...(changes.questionIds.length ? [`${changes.questionIds.length} question(s)`] : [])];
+    return `among the rows changed since the last run (${parts.join(', ')})`;
+  }
+  if (since) return fallback ? `since ${since.toISOString()} (recent rows: ${fallback})` : `since ${since.toISOString()}`;
+  return 'among all rows';
 }

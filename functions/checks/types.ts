@@ -20,6 +20,20 @@ export interface CheckSettings {
   blockedWaitSeconds: number;
   longRunningSeconds: number;
   latencySamples: number;
+  /** idle_in_transaction's limit (s); THRESHOLDS.idleInTransactionSeconds when absent. */
+  idleInTransactionSeconds?: number;
+}
+
+/** What the change log says changed: the data-quality checks read these rows, and only these. */
+export interface ChangeScope {
+  /** Raw exam_results.student_id values (not NULL). */
+  students: string[];
+  /** NULL is a student too: its rows changed. */
+  nullStudent: boolean;
+  /** Questions whose id, item, text, answer or tags changed: every result pointing at them. */
+  questionIds: number[];
+  /** Change-log batches read. */
+  batches: number;
 }
 
 export interface CheckContext {
@@ -30,6 +44,13 @@ export interface CheckContext {
   scope: Scope;
   /** Data-quality checks look at rows with completed_at >= since; null means every row. */
   since: Date | null;
+  /**
+   * With the change capture: the rows changed since the last run that measured them, however old
+   * (their raw students, and the results of changed questions). It replaces `since` when set.
+   */
+  changes?: ChangeScope | null;
+  /** Why the checks read recent rows although incremental scope asked for the changed ones. */
+  scopeFallback?: string | null;
   now: Date;
   facts: DatabaseFacts;
   settings: CheckSettings;

@@ -11,9 +11,9 @@ import type { HealthCheck } from './types.ts';
  */
 export const viewQueryable: HealthCheck = {
   spec: CHECK_SPECS.view_queryable,
-  async measure({ db, schema, since, facts }) {
+  async measure({ db, schema, since, changes, scopeFallback, facts }) {
     const v = facts.serverVersion;
-    const f = windowFilter({ schema, since, serverVersion: v });
+    const f = windowFilter({ schema, since, changes, serverVersion: v });
     const validQid = validIntSql(RAW.questionId, v);
     const { rows } = await db.query<{ bad_qid: string; bad_rt: string; sample: string[] | null }>(
       `WITH src AS (
@@ -55,7 +55,7 @@ export const viewQueryable: HealthCheck = {
         details.push({ kind: 'view_error', error: planError });
       }
     }
-    const where = scopePhrase(since);
+    const where = scopePhrase(since, changes, scopeFallback);
     if (planError) return { value: poison, status: 'critical', message: `${planError}`, details };
     if (poison > 0) {
       return {

@@ -15,6 +15,7 @@ import { inTransaction } from '../db/pool.ts';
 import { JOB_RUNS } from '../sql/ops-schema.ts';
 import { JOB_RUN_RECORD_SQL } from '../sql/audit.ts';
 import type { JobDeps } from './deps.ts';
+import { advanceScope, captureScope } from './health-scope.ts';
 
 export interface HealthCheckOptions {
   checks?: readonly CheckName[];
@@ -114,12 +115,16 @@ export async function runHealthCheck(deps: JobDeps, options: HealthCheckOptions 
   const scope: Scope = options.scope ?? 'incremental';
   const names = options.checks ? CHECK_NAMES.filter((n) => options.checks!.includes(n)) : [...CHECK_NAMES];
   const facts = await loadFacts(deps.pool, deps.schema);
-  const since = scope === 'full' ? null : await incrementalSince(deps, facts, startedAt).catch((err) => {
+  // Incremental scope: the rows the change capture says changed; without it, recent rows.
+  const wantsData = names.some((n) => DATA_QUALITY_CHECKS.includes(n));
+  const capture = scope === 'incremental' && wantsData ? await captureScope(deps, !options.dryRun) : null;
+  const changes = capture?.changes ?? null;
+  const since = scope === 'full' || changes ? null : await incrementalSince(deps, facts, startedAt).catch((err) => {
     throw classifyDbError(err);
   });
   const ctx: Omit<CheckContext, 'db'> = {
-    schema: deps.schema, appRole: deps.appRole, target: deps.target, scope, since, now: startedAt, facts,
-    settings: { ...DEFAULT_SETTINGS, ...options.settings },
+    schema: deps.schema, appRole: deps.appRole, target: deps.target, scope, since, changes, scopeFallback: capture?.fallback ?? null,
+    now: startedAt, facts, settings: { ...DEFAULT_SETTINGS, ...options.settings },
   };
   deps.log?.info('health check started', { scope, since: since?.toISOString() ?? 'every row', checks: names.length });
 
@@ -150,19 +155,26 @@ export async function runHealthCheck(deps: JobDeps, options: HealthCheckOptions 
     checks,
     metrics: outcomes.flatMap((o) => o.metrics),
   };
-  if (!options.dryRun && facts.hasJobRuns) await recordRun(deps, report, since, names);
+  // The starting point moves only over what every data-quality check measured: an unknown check
+  // keeps its rows for the next run.
+  const measured = DATA_QUALITY_CHECKS.every((n) => names.includes(n)) && checks.every((c) => !DATA_QUALITY_CHECKS.includes(c.name) || c.status !== 'unknown');
+  if (!options.dryRun && measured && capture?.snapshot) {
+    const problem = await advanceScope(deps, capture.snapshot);
+    if (problem) deps.log?.warn(problem);
+  }
+  if (!options.dryRun && facts.hasJobRuns) await recordRun(deps, report, since, measured);
   return report;
 }
 
 /** The next incremental run starts from here. A role that may not write here still gets its report. */
-async function recordRun(deps: JobDeps, report: HealthReport, since: Date | null, names: readonly string[]): Promise<void> {
-  // Only a run over every data-quality check moves the watermark: a partial run saw partial data.
-  const complete = DATA_QUALITY_CHECKS.every((n) => names.includes(n));
+async function recordRun(deps: JobDeps, report: HealthReport, since: Date | null, complete: boolean): Promise<void> {
+  // Only a run whose every data-quality check measured moves the watermark: a partial run, or one
+  // with an unknown check, saw partial data.
   try {
     // Through attempt_ops.job_run_record (functions/sql/audit.ts): the monitor role has no INSERT on job_runs.
     await deps.pool.query(
       JOB_RUN_RECORD_SQL,
-      ['health-check', deps.target, report.startedAt, complete ? 'success' : 'skipped', report.scope, JSON.stringify({ status: report.status, since: since?.toISOString() ?? null, checks: names.length })],
+      ['health-check', deps.target, report.startedAt, complete ? 'success' : 'skipped', report.scope, JSON.stringify({ status: report.status, since: since?.toISOString() ?? null, checks: report.checks.length })],
     );
   } catch (err) {
     deps.log?.warn('could not record the run in attempt_ops.job_runs; the next run reads a wider window', { error: classifyDbError(err).message });

@@ -120,8 +120,8 @@ function mayConsumeSql(): string {
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
   SELECT pg_has_role(session_user, (SELECT nspowner FROM pg_namespace WHERE nspname = '${OPS_SCHEMA}'), 'MEMBER')
       OR EXISTS (SELECT 1 FROM pg_roles r
-                  WHERE r.rolname = CASE p_consumer WHEN 'refresh-mv' THEN 'attempt_ops_maintainer'
-                                                    WHEN 'health-check' THEN 'attempt_ops_monitor' END
+                  WHERE r.rolname = CASE WHEN p_consumer = 'refresh-mv' THEN 'attempt_ops_maintainer'
+                                         WHEN p_consumer = 'health-check' THEN 'attempt_ops_monitor' END
                     AND pg_has_role(session_user, r.oid, 'MEMBER'))
 $f$`;
 }
@@ -179,6 +179,53 @@ BEGIN
        AND NOT pg_visible_in_snapshot(l.xid, previous);
   UPDATE ${CURSORS} c SET snapshot = pg_current_snapshot(), advanced_at = now(), advanced_by = session_user
    WHERE c.consumer = p_consumer AND c.source_schema = p_schema;
+END
+$f$`;
+}
+
+/**
+ * For a consumer that reads in one transaction and moves on in another (the health check: its
+ * checks run in transactions of their own, and it moves its cursor only when they all measured):
+ * what changed between the cursor and this statement's snapshot, summed up in one row, and that
+ * snapshot, to hand back to capture_advance. STABLE: one snapshot for the whole function.
+ */
+function peekSql(): string {
+  return `CREATE OR REPLACE FUNCTION ${OPS}.capture_peek(p_consumer text, p_schema text)
+RETURNS TABLE (snapshot text, students text[], null_student boolean, question_ids integer[], full_rebuild boolean, reasons text, batches integer)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+DECLARE
+  previous pg_snapshot;
+BEGIN
+  IF NOT ${OPS}.capture_may_consume(p_consumer) THEN
+    RAISE EXCEPTION 'role % may not read the change log as %', session_user, p_consumer USING ERRCODE = '${DENIED}';
+  END IF;
+  SELECT c.snapshot INTO previous FROM ${CURSORS} c WHERE c.consumer = p_consumer AND c.source_schema = p_schema;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'the % cursor of the change log for schema % is not registered', p_consumer, p_schema USING ERRCODE = '55000';
+  END IF;
+  RETURN QUERY
+    WITH l AS (SELECT * FROM ${CHANGES} x WHERE x.source_schema = p_schema AND x.xid >= pg_snapshot_xmin(previous)
+                 AND NOT pg_visible_in_snapshot(x.xid, previous))
+    SELECT pg_current_snapshot()::text,
+           coalesce((SELECT array_agg(DISTINCT u.s) FROM l, unnest(l.students) u(s) WHERE u.s IS NOT NULL), '{}'),
+           EXISTS (SELECT 1 FROM l, unnest(l.students) u(s) WHERE u.s IS NULL),
+           coalesce((SELECT array_agg(DISTINCT u.q) FROM l, unnest(l.question_ids) u(q)), '{}'),
+           coalesce((SELECT bool_or(l.full_rebuild) FROM l), false),
+           (SELECT string_agg(DISTINCT l.reason, '; ') FROM l WHERE l.full_rebuild),
+           (SELECT count(*)::int FROM l);
+END
+$f$;
+CREATE OR REPLACE FUNCTION ${OPS}.capture_advance(p_consumer text, p_schema text, p_snapshot text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+BEGIN
+  IF NOT ${OPS}.capture_may_consume(p_consumer) THEN
+    RAISE EXCEPTION 'role % may not move the % cursor of the change log', session_user, p_consumer USING ERRCODE = '${DENIED}';
+  END IF;
+  -- Forward only: a cursor never goes back to re-read, nor is set past what was read.
+  UPDATE ${CURSORS} c SET snapshot = p_snapshot::pg_snapshot, advanced_at = now(), advanced_by = session_user
+   WHERE c.consumer = p_consumer AND c.source_schema = p_schema
+     AND pg_snapshot_xmin(p_snapshot::pg_snapshot) >= pg_snapshot_xmin(c.snapshot)
+     AND pg_snapshot_xmax(p_snapshot::pg_snapshot) <= pg_snapshot_xmax(pg_current_snapshot());
 END
 $f$`;
 }
@@ -616,6 +663,7 @@ export function captureObjectsSql(): string[] {
     mayConsumeSql(),
     registerSql(),
     consumeSql(),
+    peekSql(),
     pruneSql(),
     markRebuildSql(),
     watchedRelationsSql(),
@@ -624,6 +672,7 @@ export function captureObjectsSql(): string[] {
     eventTriggerFunctionsSql(),
     statusSql(),
     `REVOKE ALL ON FUNCTION ${OPS}.capture_register(text, text), ${OPS}.capture_unregister(text, text), ${OPS}.capture_consume(text, text),
+       ${OPS}.capture_peek(text, text), ${OPS}.capture_advance(text, text, text),
        ${OPS}.capture_prune(text), ${OPS}.capture_mark_rebuild(text, text), ${OPS}.capture_ddl_end(), ${OPS}.capture_sql_drop() FROM PUBLIC`,
   ];
 }

@@ -54,7 +54,10 @@ export const CAPTURE_PRIVILEGES = {
     `${OPS}.capture_unregister(text, text)`, `${OPS}.capture_mark_rebuild(text, text)`, `${OPS}.capture_status(text)`,
   ],
   /** EXECUTE for the monitor. */
-  monitorFunctions: [`${OPS}.capture_prune(text)`, `${OPS}.capture_status(text)`, `${OPS}.capture_consume(text, text)`, `${OPS}.capture_register(text, text)`],
+  monitorFunctions: [
+    `${OPS}.capture_prune(text)`, `${OPS}.capture_status(text)`, `${OPS}.capture_consume(text, text)`, `${OPS}.capture_register(text, text)`,
+    `${OPS}.capture_peek(text, text)`, `${OPS}.capture_advance(text, text, text)`,
+  ],
 } as const;
 
 /**
