@@ -6,6 +6,7 @@ import { capture } from './capture.ts';
 import { connections } from './connections.ts';
 import { duplicateIds } from './duplicate-ids.ts';
 import { freshness } from './freshness.ts';
+import { idleInTransaction } from './idle-in-transaction.ts';
 import { longRunning } from './long-running.ts';
 import { mvFidelity } from './mv-fidelity.ts';
 import { mvStaleness } from './mv-staleness.ts';
@@ -30,6 +31,7 @@ export const CATALOG: Record<CheckName, HealthCheck> = {
   freshness,
   table_stats: tableStats,
   blocking,
+  idle_in_transaction: idleInTransaction,
   long_running: longRunning,
   connections,
   query_latency: queryLatency,

@@ -12,9 +12,20 @@ type TableRow = {
 };
 
 /**
- * Runbook section 3: stale statistics (no analyze for 7 days) and bloat (over 10 % dead tuples)
- * make the planner pick the sequential scans behind slow queries. The value is how many tables fail.
+ * Runbook section 3: stale statistics (no analyze for 7 days, or more than 20 % of the rows
+ * modified since the last one) and bloat (over 10 % dead tuples) make the planner pick the
+ * sequential scans behind slow queries. The value is how many tables fail.
+ *
+ * The modified ratio is n_mod_since_analyze over the live rows, but over at least
+ * THRESHOLDS.modifiedRatioMinRows (1000) of them, as autovacuum's analyze_threshold keeps a tiny
+ * table from being analyzed for a handful of rows: a table of 24 rows warns past 200 changed
+ * rows, not at 5. table_modified_ratio carries that same ratio, so its alarm (> 20 %) and the
+ * check agree.
  */
+export function modifiedRatio(modified: number, live: number): number {
+  return modified / Math.max(live, THRESHOLDS.modifiedRatioMinRows);
+}
+
 export const tableStats: HealthCheck = {
   spec: CHECK_SPECS.table_stats,
   async measure({ db, schema, target, facts }) {
@@ -42,16 +53,28 @@ export const tableStats: HealthCheck = {
       // An empty table that was never analyzed has nothing for the planner to misjudge.
       const stale = neverAnalyzed ? live + dead + Number(r.modified) > 0 : ageHours > THRESHOLDS.statsAgeHours;
       const bloated = ratio > THRESHOLDS.deadTupleRatio;
-      if (stale || bloated) failing.push(`${r.table} (${[stale ? (neverAnalyzed ? 'never analyzed' : `analyzed ${ageHours} h ago`) : '', bloated ? `${(ratio * 100).toFixed(1)} % dead tuples` : ''].filter(Boolean).join(', ')})`);
+      const modified = Number(r.modified);
+      const modRatio = Number(modifiedRatio(modified, live).toFixed(4));
+      // A never-analyzed table is already stale; the ratio speaks of changes since an analyze.
+      const analyzeDue = !neverAnalyzed && modRatio > THRESHOLDS.modifiedRatio;
+      const reasons = [
+        stale ? (neverAnalyzed ? 'never analyzed' : `analyzed ${ageHours} h ago`) : '',
+        analyzeDue ? `${(modRatio * 100).toFixed(1)} % of its rows modified since the last analyze (${modified} of ${live})` : '',
+        bloated ? `${(ratio * 100).toFixed(1)} % dead tuples` : '',
+      ].filter(Boolean);
+      if (reasons.length > 0) failing.push(`${r.table} (${reasons.join(', ')})`);
       metrics.push(datum('table_stats_age_hours', ageHours, target, { [DIMENSION_TABLE]: r.table }));
+      metrics.push(datum('table_modified_ratio', modRatio, target, { [DIMENSION_TABLE]: r.table }));
       metrics.push(datum('table_dead_tuple_ratio', Number(ratio.toFixed(4)), target, { [DIMENSION_TABLE]: r.table }));
       details.push({
         table: r.table, lastAnalyze: r.last_analyze?.toISOString() ?? null, ageHours, liveTuples: live, deadTuples: dead,
-        deadTupleRatio: Number(ratio.toFixed(4)), modifiedSinceAnalyze: Number(r.modified), stale, bloated,
+        deadTupleRatio: Number(ratio.toFixed(4)), modifiedSinceAnalyze: modified, modifiedRatio: modRatio, stale, analyzeDue, bloated,
       });
     }
     const value = failing.length;
-    const message = value === 0 ? `statistics fresh and dead tuples under 10 % on ${rows.map((r) => r.table).join(', ')}` : `stale statistics or bloat: ${failing.join('; ')}`;
+    const message = value === 0
+      ? `statistics fresh, under 20 % modified since the last analyze and dead tuples under 10 % on ${rows.map((r) => r.table).join(', ')}`
+      : `stale statistics or bloat: ${failing.join('; ')}`;
     return { value, threshold: 0, message, details, metrics, emitValue: false, status: value === 0 ? 'ok' : 'warning' };
   },
 };

@@ -21,9 +21,19 @@ export const THRESHOLDS = {
   statsAgeHours: 7 * 24,
   /** Runbook section 3: "n_dead_tup high (> 10%)", as a ratio. */
   deadTupleRatio: 0.1,
+  /** Our choice: rows modified since the last (auto)analyze over 20 % of the live rows. */
+  modifiedRatio: 0.2,
+  /**
+   * Our choice, as autovacuum's analyze_threshold: the ratio is taken over at least this many rows,
+   * so a tiny table warns only past modifiedRatio x 1000 = 200 modified rows, not on a handful.
+   */
+  modifiedRatioMinRows: 1000,
   /** Our choice: a lock wait this long on the view's relations is an incident. */
   blockedWaitSeconds: 30,
   blockedQueries: 0,
+  /** Our choice: a transaction left idle this long while holding a lock on a watched relation. */
+  idleInTransactionSeconds: 60,
+  idleInTransactionSessions: 0,
   /** Runbook section 3: queries on attempt active longer than 5 minutes. */
   longRunningSeconds: 5 * 60,
   longRunningQueries: 0,
@@ -99,12 +109,16 @@ export const CHECK_SPECS: Record<CheckName, CheckSpec> = {
   }),
   table_stats: spec({
     name: 'table_stats', severity: 'P2', runbook: RUNBOOK.slowQueries, metric: 'table_stats_age_hours',
-    extraMetrics: ['table_dead_tuple_ratio'], threshold: THRESHOLDS.statsAgeHours, comparison: 'greater',
+    extraMetrics: ['table_modified_ratio', 'table_dead_tuple_ratio'], threshold: THRESHOLDS.statsAgeHours, comparison: 'greater',
     summary: 'statistics are fresh and tables are not bloated',
   }),
   blocking: spec({
     name: 'blocking', severity: 'P1', runbook: RUNBOOK.slowQueries, metric: 'blocked_queries',
     threshold: THRESHOLDS.blockedQueries, comparison: 'greater', summary: 'no query waits long on a lock',
+  }),
+  idle_in_transaction: spec({
+    name: 'idle_in_transaction', severity: 'P2', runbook: RUNBOOK.slowQueries, metric: 'idle_in_transaction_sessions',
+    threshold: THRESHOLDS.idleInTransactionSessions, comparison: 'greater', summary: 'no transaction sits idle holding locks',
   }),
   long_running: spec({
     name: 'long_running', severity: 'P2', runbook: RUNBOOK.slowQueries, metric: 'long_running_queries',

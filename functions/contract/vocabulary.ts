@@ -38,6 +38,7 @@ export const CHECK_NAMES = [
   'freshness',
   'table_stats',
   'blocking',
+  'idle_in_transaction',
   'long_running',
   'connections',
   'query_latency',

@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { ConnectionSettings } from './connection.ts';
 import { classifyDbError } from './errors.ts';
 import { quoteIdent } from './identifiers.ts';
+import { OWN_SESSION_JOBS, OWN_SESSION_REGISTER_SQL, isMissingRegistry } from '../sql/own-sessions.ts';
 
 export interface SessionTimeouts {
   /** statement_timeout for every statement of the session (ms). */
@@ -58,6 +59,11 @@ export function createPool(settings: ConnectionSettings, options: PoolOptions): 
     // little after the server-side timeout would have fired.
     query_timeout: timeouts.statementTimeoutMs + 5_000,
     max: options.max ?? 3,
+    // The long jobs' sessions register as ours (functions/sql/own-sessions.ts), so long_running
+    // and cancel-long-running leave them alone: application_name alone proves nothing. Done before
+    // the pool hands a new session out; it never fails the session (a database without the
+    // registry yet, not bootstrapped with it, is fine; anything else is reported).
+    ...(OWN_SESSION_JOBS.includes(options.job) ? { verify: registerOwnSession(options.job, options.onError) } : {}),
     idleTimeoutMillis: 10_000,
     keepAlive: true,
     allowExitOnIdle: true,
@@ -66,6 +72,18 @@ export function createPool(settings: ConnectionSettings, options: PoolOptions): 
   // the process. The pool drops that client by itself.
   pool.on('error', (err) => options.onError?.(`idle database client dropped: ${classifyDbError(err).message}`));
   return pool;
+}
+
+function registerOwnSession(job: string, onError?: (message: string) => void) {
+  return (client: pg.PoolClient, done: (err?: Error) => void): void => {
+    client.query(OWN_SESSION_REGISTER_SQL, [job]).then(
+      () => done(),
+      (err: unknown) => {
+        if (!isMissingRegistry(err)) onError?.(`session not registered as ${job}'s own: ${classifyDbError(err).message}`);
+        done();
+      },
+    );
+  };
 }
 
 export interface TransactionOptions {

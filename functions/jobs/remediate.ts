@@ -15,7 +15,7 @@
  *   constraint with a subquery is rejected by PostgreSQL.
  */
 import { randomUUID } from 'node:crypto';
-import { LONG_RUNNING_SQL } from '../checks/long-running.ts';
+import { selectLongRunning } from '../checks/long-running.ts';
 import { attemptIdSql, safeQuestionIdSql, RAW } from '../checks/source-sql.ts';
 import type { CheckSettings } from '../checks/types.ts';
 import { schemaDrift } from '../checks/view-schema.ts';
@@ -254,11 +254,10 @@ function cancelSql(q: Pick<LongQuery, 'pid' | 'queryStart'>): string {
 
 async function planCancelLongRunning(run: Run): Promise<Plan> {
   const seconds = run.options.longRunningSeconds ?? THRESHOLDS.longRunningSeconds;
-  // LONG_RUNNING_SQL already leaves out our own sessions, autovacuum and queries not on attempt.
-  const { rows } = await readOnly(run, (db) => db.query<LongQuery>(
-    `SELECT l.*, a.query_start::text AS "queryStart" FROM (${LONG_RUNNING_SQL}) l JOIN pg_stat_activity a ON a.pid = l.pid ORDER BY a.query_start`,
-    [seconds],
-  ));
+  // The long_running check's selection: sessions holding a lock on a watched relation (pg_locks,
+  // partitions included, never the query text), without autovacuum and without our own
+  // registered sessions (by role and (pid, backend_start), never by application_name).
+  const { rows } = await readOnly(run, (db) => selectLongRunning(db, run.deps.schema, seconds));
   const actions: RemediationAction[] = rows.map((q) => ({
     object: `pid ${q.pid}`, action: 'cancel query', outcome: 'planned',
     message: `${q.user ?? '?'}${q.application ? ` (${q.application})` : ''}, running ${q.runningSeconds} s: ${q.query.replace(/\s+/g, ' ')}`,

@@ -6,6 +6,7 @@
 import { OPS_SCHEMA } from '../contract/vocabulary.ts';
 import { qualified, quoteIdent } from '../db/identifiers.ts';
 import { auditFunctionsSql } from './audit.ts';
+import { ownSessionsSql } from './own-sessions.ts';
 
 export const JOB_RUNS = `${quoteIdent(OPS_SCHEMA)}.job_runs`;
 /** publish-metrics keeps its previous pg_stat_statements sample here, to publish deltas. */
@@ -60,7 +61,8 @@ export function opsSchemaSql(): string {
 ${opsSchemaCreateSql()};
 ${jobRunsTableSql()};
 ${jobRunsIndexSql()};
-${auditFunctionsSql().join(';\n')};`;
+${auditFunctionsSql().join(';\n')};
+${ownSessionsSql().join(';\n')};`;
 }
 
 /** WITH NO DATA: creating it is instant; the first (plain) REFRESH fills it. */

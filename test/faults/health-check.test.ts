@@ -97,7 +97,7 @@ describe('faults inside a healthy database', () => {
     // Every other check reached a verdict (latency on a loaded machine may be a warning: still a verdict).
     expect(report.checks.filter((c) => c.name !== 'duplicate_ids' && c.status === 'unknown')).toEqual([]);
     // Skipped here, so valueless: mv_staleness and mv_fidelity (no attempt_mv), capture (not installed).
-    expect(report.checks.filter((c) => c.name !== 'duplicate_ids' && c.value !== null).length).toBe(13);
+    expect(report.checks.filter((c) => c.name !== 'duplicate_ids' && c.value !== null).length).toBe(14);
     expect(report.metrics.some((m) => m.name === 'attempt_duplicate_ids')).toBe(false);
   });
 

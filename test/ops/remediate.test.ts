@@ -8,6 +8,7 @@ import type { CheckName, Fix, RemediateReport } from '../../functions/contract/i
 import { runHealthCheck } from '../../functions/jobs/health-check.ts';
 import { runRemediation, type RemediateOptions } from '../../functions/jobs/remediate.ts';
 import { v1SelectSql } from '../../functions/sql/reference.ts';
+import { OWN_SESSION_REGISTER_SQL, ownSessionsSql } from '../../functions/sql/own-sessions.ts';
 import { createTestDatabase, insertResult, seedClean, type TestDatabase } from '../support/db.ts';
 import { holdLock, jobDeps } from '../jobs/helpers.ts';
 import { rowMultiset, session, stateDigest, waitFor, type Session } from './helpers.ts';
@@ -194,10 +195,13 @@ describe('cancel-long-running', () => {
     const d = await fresh();
     const victim = await session(d.url, 'dashboard');
     const unrelated = await session(d.url, 'dashboard');
-    const ours = await session(d.url, 'attempt-ops/health-check');
+    const ours = await session(d.url, 'attempt-ops/refresh-mv');
     sessions.push(victim, unrelated, ours);
+    // Ours by role and the (pid, backend_start) registry, never by application_name (blind-spots.test.ts).
+    await d.admin.query(`CREATE SCHEMA attempt_ops; ${ownSessionsSql().join(';\n')}`);
+    await ours.client.query(OWN_SESSION_REGISTER_SQL, ['refresh-mv']);
     const victimQuery = victim.client.query('SELECT pg_sleep(20), count(*) FROM attempt').then(() => 'finished', (e: { code?: string }) => e.code);
-    const unrelatedQuery = unrelated.client.query('SELECT pg_sleep(20), count(*) FROM questions').then(() => 'finished', (e: { code?: string }) => e.code);
+    const unrelatedQuery = unrelated.client.query('SELECT pg_sleep(20), count(*) FROM pg_namespace').then(() => 'finished', (e: { code?: string }) => e.code);
     const oursQuery = ours.client.query('SELECT pg_sleep(20), count(*) FROM attempt').then(() => 'finished', (e: { code?: string }) => e.code);
     await new Promise((r) => setTimeout(r, 1300));
 
