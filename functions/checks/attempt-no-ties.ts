@@ -2,6 +2,7 @@ import { CHECK_SPECS } from '../contract/index.ts';
 import { qualified } from '../db/identifiers.ts';
 import { scopePhrase, sourceRowsSql } from './source-sql.ts';
 import type { HealthCheck } from './types.ts';
+import { MAX_FOUND_STUDENTS } from '../sql/findings.ts';
 
 /** How many tie groups the details show. */
 const SAMPLE_SIZE = 10;
@@ -27,7 +28,7 @@ export const attemptNoTies: HealthCheck = {
   spec: CHECK_SPECS.attempt_no_ties,
   async measure({ db, schema, since, changes, scopeFallback, facts }) {
     const src = sourceRowsSql({ schema, since, changes, serverVersion: facts.serverVersion });
-    const { rows } = await db.query<{ pairs: string; tie_groups: string; tied_rows: string; sample: TieSample[] | null }>(
+    const { rows } = await db.query<{ pairs: string; tie_groups: string; tied_rows: string; sample: TieSample[] | null; found: [string | null, number][] | null }>(
       `WITH s AS (${src.sql}),
        ties AS (
          SELECT s.student_id, q.item_id, s.completed_at, count(*) AS n,
@@ -45,21 +46,25 @@ export const attemptNoTies: HealthCheck = {
                         'completed_at', to_char(completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                         'exam_result_ids', exam_result_ids)
                       ORDER BY completed_at DESC, item_id, student_id NULLS FIRST)
-                 FROM sample) AS sample`,
+                 FROM sample) AS sample,
+              (SELECT json_agg(json_build_array(f.student_id, f.n)) FROM (
+                 SELECT student_id, count(DISTINCT item_id) AS n FROM ties GROUP BY student_id LIMIT ${MAX_FOUND_STUDENTS}) f) AS found`,
       src.params,
     );
     const r = rows[0];
     const value = Number(r?.pairs ?? 0);
+    const found = r?.found ?? [];
     const tieGroups = Number(r?.tie_groups ?? 0);
     const tiedRows = Number(r?.tied_rows ?? 0);
     const where = scopePhrase(since, changes, scopeFallback);
     const details: unknown[] = [{ kind: 'attempt_no_ties', pairs: value, tieGroups, tiedRows }];
-    if (value === 0) return { value, message: `attempt_no is determined by completed_at ${where}`, details };
+    if (value === 0) return { value, message: `attempt_no is determined by completed_at ${where}`, details, found };
     details.push({ sample: r?.sample ?? [] });
     return {
       value,
       message: `${value} (student, item) pair(s) ${where} have rows sharing a completed_at (${tiedRows} tied row(s) in ${tieGroups} group(s)): their attempt_no is in no fixed order`,
       details,
+      found,
     };
   },
 };

@@ -30,12 +30,6 @@ function longRunningSql(names: string, own: boolean): string {
 export const LONG_RUNNING_OWN_EXCLUDED_SQL = longRunningSql('$2::text[]', true);
 /** The same where the registry cannot be read (not bootstrapped with it): our own jobs count too. */
 export const LONG_RUNNING_NO_REGISTRY_SQL = longRunningSql('$2::text[]', false);
-/**
- * One parameter ($1 seconds), for callers that do not pass the schema (diagnose): the watched
- * relations are resolved through search_path, and without the registry our own jobs count too.
- * Prefer selectLongRunning.
- */
-export const LONG_RUNNING_SQL = longRunningSql(`ARRAY['exam_results', 'questions', 'attempt', 'attempt_mv']::text[]`, false);
 
 export type LongRunningRow = {
   pid: number;

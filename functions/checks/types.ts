@@ -68,6 +68,8 @@ export interface Measurement {
   threshold?: number | null;
   /** false when the value is not the check's metric (e.g. table_stats reports per table). */
   emitValue?: boolean;
+  /** Data-quality checks: what each raw student (null: the NULL student) adds to the value, remembered as open findings. */
+  found?: [string | null, number][];
 }
 
 export interface HealthCheck {

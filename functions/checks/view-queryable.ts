@@ -3,6 +3,7 @@ import { classifyDbError } from '../db/errors.ts';
 import { qualified } from '../db/identifiers.ts';
 import { RAW, scopePhrase, validIntSql, validResponseTimeSql, windowFilter } from './source-sql.ts';
 import type { HealthCheck } from './types.ts';
+import { MAX_FOUND_STUDENTS } from '../sql/findings.ts';
 
 /**
  * Rows that make every query of the view fail: one questionId that is not an integer aborts the
@@ -15,24 +16,27 @@ export const viewQueryable: HealthCheck = {
     const v = facts.serverVersion;
     const f = windowFilter({ schema, since, changes, serverVersion: v });
     const validQid = validIntSql(RAW.questionId, v);
-    const { rows } = await db.query<{ bad_qid: string; bad_rt: string; sample: string[] | null }>(
+    const { rows } = await db.query<{ bad_qid: string; bad_rt: string; sample: string[] | null; found: [string | null, number][] | null }>(
       `WITH src AS (
-         SELECT er.id, ${validQid} AS qid_ok, ${validResponseTimeSql(RAW.responseTime, v)} AS rt_ok,
+         SELECT er.id, er.student_id, ${validQid} AS qid_ok, ${validResponseTimeSql(RAW.responseTime, v)} AS rt_ok,
                 CASE WHEN ${validQid} THEN ${RAW.questionId}::int END AS qid
            FROM ${qualified(schema, 'exam_results')} er
           WHERE ${RAW.questionId} IS NOT NULL AND ${f.sql}),
        bad AS (
-         SELECT src.id, NOT src.qid_ok AS bad_qid,
+         SELECT src.id, src.student_id, NOT src.qid_ok AS bad_qid,
                 src.qid_ok AND NOT src.rt_ok AND EXISTS (SELECT 1 FROM ${qualified(schema, 'questions')} q WHERE q.id = src.qid) AS bad_rt
            FROM src WHERE NOT src.qid_ok OR NOT src.rt_ok)
        SELECT count(*) FILTER (WHERE bad_qid) AS bad_qid, count(*) FILTER (WHERE bad_rt) AS bad_rt,
-              (array_agg(id ORDER BY id) FILTER (WHERE bad_qid OR bad_rt))[1:10]::text[] AS sample
+              (array_agg(id ORDER BY id) FILTER (WHERE bad_qid OR bad_rt))[1:10]::text[] AS sample,
+              (SELECT json_agg(json_build_array(f.student_id, f.n)) FROM (
+                 SELECT student_id, count(*) AS n FROM bad WHERE bad_qid OR bad_rt GROUP BY student_id LIMIT ${MAX_FOUND_STUDENTS}) f) AS found
          FROM bad`,
       f.params,
     );
     const badQid = Number(rows[0]?.bad_qid ?? 0);
     const badRt = Number(rows[0]?.bad_rt ?? 0);
     const poison = badQid + badRt;
+    const found = rows[0]?.found ?? [];
     const details: unknown[] = [
       { kind: 'non_integer_question_id', rows: badQid },
       { kind: 'non_numeric_response_time', rows: badRt },
@@ -56,14 +60,15 @@ export const viewQueryable: HealthCheck = {
       }
     }
     const where = scopePhrase(since, changes, scopeFallback);
-    if (planError) return { value: poison, status: 'critical', message: `${planError}`, details };
+    if (planError) return { value: poison, status: 'critical', message: `${planError}`, details, found };
     if (poison > 0) {
       return {
         value: poison,
         message: `${poison} poison row(s) ${where} make queries of the view fail (${badQid} non-integer questionId, ${badRt} non-numeric responseTime)`,
         details,
+        found,
       };
     }
-    return { value: 0, message: `no poison rows ${where}`, details };
+    return { value: 0, message: `no poison rows ${where}`, details, found };
   },
 };

@@ -34,6 +34,7 @@ import {
   jobRunsIndexSql, jobRunsTableSql, metricStateTableSql, opsSchemaCreateSql,
 } from '../sql/ops-schema.ts';
 import { ROLES, attemptMvOwnerSql, opsGrantsReadySql, rolesSql } from '../sql/roles.ts';
+import { ownSessionsSql } from '../sql/own-sessions.ts';
 import { auditFunctionsPresentSql, auditFunctionsSql } from '../sql/audit.ts';
 import { applyTimeouts, longStatement } from './analyze.ts';
 import type { JobDeps } from './deps.ts';
@@ -167,7 +168,7 @@ export async function readCatalog(deps: JobDeps): Promise<CatalogState> {
               to_regclass($2) IS NOT NULL AS job_runs,
               to_regclass($3) IS NOT NULL AS job_runs_index,
               to_regclass($4) IS NOT NULL AS metric_state,
-              ${auditFunctionsPresentSql()} AS audit_functions,
+              ${auditFunctionsPresentSql()} AND to_regprocedure('attempt_ops.own_session_register(text, timestamptz)') IS NOT NULL AS audit_functions,
               (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($5)) AS attempt_kind,
               (SELECT relkind::text FROM pg_class WHERE oid = to_regclass($6)) AS mv_kind,
               (SELECT relispopulated FROM pg_class WHERE oid = to_regclass($6)) AS mv_populated,
@@ -236,9 +237,9 @@ export function planBootstrap(c: CatalogState, schema: string, appRole: string):
     object: `${ops} audit functions`, action: 'create functions',
     state: c.auditFunctions ? 'exists' : 'missing',
     message: c.auditFunctions
-      ? 'job_run_start, job_run_finish, job_run_record, metric_state_put, remediation_prepare, remediation_record exist'
-      : 'job_run_start, job_run_finish, job_run_record, metric_state_put, remediation_prepare, remediation_record: the only way the job roles write the audit (SECURITY DEFINER, the writer taken from session_user)',
-    sql: auditFunctionsSql(),
+      ? 'job_run_start, job_run_finish, job_run_record, metric_state_put, remediation_prepare, remediation_record, own_session_register exist'
+      : 'job_run_start, job_run_finish, job_run_record, metric_state_put, remediation_prepare, remediation_record: the only way the job roles write the audit (SECURITY DEFINER, the writer taken from session_user); own_session_register and its registry, which tell our own sessions from look-alikes',
+    sql: [...auditFunctionsSql(), ...ownSessionsSql()],
   });
 
   const mv = `${schema}.attempt_mv`;

@@ -9,7 +9,7 @@
  */
 import { blocking, BLOCKED_SQL, watchedRelations } from '../checks/blocking.ts';
 import { duplicateIds } from '../checks/duplicate-ids.ts';
-import { LONG_RUNNING_SQL } from '../checks/long-running.ts';
+import { selectLongRunning } from '../checks/long-running.ts';
 import { orphanResults } from '../checks/orphan-results.ts';
 import { permissions } from '../checks/permissions.ts';
 import { section3QuerySql } from '../checks/query-latency.ts';
@@ -221,7 +221,8 @@ async function diagnoseSlowQueries(c: Ctx): Promise<Diagnosis> {
   }, { thresholdSeconds: settings.blockedWaitSeconds, victims: victims.rows, blockers: blockers.rows }));
 
   // Every active query on attempt, with how long it has run; past 5 min is the long_running check's fault.
-  const active = await db.query<{ pid: number; user: string; application: string; query: string; runningSeconds: number }>(LONG_RUNNING_SQL, [0]);
+  // Chosen by the locks they hold on the watched relations, our own registered sessions left out.
+  const active = await selectLongRunning(db, schema, 0);
   const long = active.rows.filter((r) => r.runningSeconds > settings.longRunningSeconds);
   findings.push(finding('long_running', 'long_running', {
     status: long.length > 0 ? failureStatus(CHECK_SPECS.long_running.severity) : STATUS_OK,

@@ -15,7 +15,8 @@ import { inTransaction } from '../db/pool.ts';
 import { JOB_RUNS } from '../sql/ops-schema.ts';
 import { JOB_RUN_RECORD_SQL } from '../sql/audit.ts';
 import type { JobDeps } from './deps.ts';
-import { advanceScope, captureScope } from './health-scope.ts';
+import { advanceScope, captureScope, findingsKept } from './health-scope.ts';
+import { FINDINGS_MERGE_SQL } from '../sql/findings.ts';
 
 export interface HealthCheckOptions {
   checks?: readonly CheckName[];
@@ -76,15 +77,35 @@ function judge(check: HealthCheck, m: Measurement): CheckResult['status'] {
   return failed ? failureStatus(severity) : 'ok';
 }
 
-async function runOne(check: HealthCheck, ctx: Omit<CheckContext, 'db'>, deps: JobDeps, options: HealthCheckOptions): Promise<{ result: CheckResult; metrics: MetricDatum[]; error?: AttemptOpsError }> {
+/** Where this run's findings go: the rows it re-read (every row, or these students'). */
+export interface FindingsScope {
+  full: boolean;
+  students: string[];
+  nullStudent: boolean;
+}
+
+/**
+ * Open findings: what the check found replaces what was open for the rows it re-read, and what
+ * stays open elsewhere still counts. Outside the check's read-only transaction.
+ */
+async function mergeFindings(deps: JobDeps, name: string, m: Measurement, scope: FindingsScope): Promise<Measurement> {
+  if (m.found === undefined || m.value === null) return m;
+  const { rows } = await deps.pool.query<{ carried: string }>(FINDINGS_MERGE_SQL, [deps.schema, name, scope.full, scope.students, scope.nullStudent, JSON.stringify(m.found)]);
+  const carried = Number(rows[0]?.carried ?? 0);
+  if (carried === 0) return m;
+  return { ...m, value: m.value + carried, message: `${m.message}; ${carried} more from earlier findings not re-read since`, details: [...(m.details ?? []), { openFindingsCarried: carried }] };
+}
+
+async function runOne(check: HealthCheck, ctx: Omit<CheckContext, 'db'>, deps: JobDeps, options: HealthCheckOptions, findings: FindingsScope | null): Promise<{ result: CheckResult; metrics: MetricDatum[]; error?: AttemptOpsError }> {
   const started = performance.now();
   const { name, severity, runbook } = check.spec;
   try {
-    const m = await inTransaction(
+    const measured = await inTransaction(
       deps.pool,
       { readOnly: true, statementTimeoutMs: checkTimeout(check, ctx.scope, options, deps), lockTimeoutMs: check.lockTimeoutMs ?? options.lockTimeoutMs ?? 2_000 },
       (client) => check.measure({ ...ctx, db: client }),
     );
+    const m = findings && DATA_QUALITY_CHECKS.includes(name) ? await mergeFindings(deps, name, measured, findings) : measured;
     const metrics = [...(m.metrics ?? [])];
     if (m.value !== null && m.emitValue !== false) metrics.unshift(datum(check.spec.metric, m.value, ctx.target));
     return {
@@ -126,6 +147,14 @@ export async function runHealthCheck(deps: JobDeps, options: HealthCheckOptions 
     schema: deps.schema, appRole: deps.appRole, target: deps.target, scope, since, changes, scopeFallback: capture?.fallback ?? null,
     now: startedAt, facts, settings: { ...DEFAULT_SETTINGS, ...options.settings },
   };
+  // Findings are remembered where the run knows exactly which rows it re-read: every row, or the changed ones.
+  const findings: FindingsScope | null = options.dryRun
+    ? null
+    : changes
+      ? { full: false, students: changes.students, nullStudent: changes.nullStudent }
+      : scope === 'full' && wantsData && (await findingsKept(deps))
+        ? { full: true, students: [], nullStudent: false }
+        : null;
   deps.log?.info('health check started', { scope, since: since?.toISOString() ?? 'every row', checks: names.length });
 
   const outcomes = new Array<Awaited<ReturnType<typeof runOne>>>(names.length);
@@ -134,7 +163,7 @@ export async function runHealthCheck(deps: JobDeps, options: HealthCheckOptions 
     while (next < names.length) {
       const i = next++;
       if (deps.signal?.aborted) throw new AttemptOpsError('timeout', 'health check aborted: out of time');
-      outcomes[i] = await runOne(CATALOG[names[i]!], ctx, deps, options);
+      outcomes[i] = await runOne(CATALOG[names[i]!], ctx, deps, options, findings);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 2) }, worker));

@@ -8,6 +8,7 @@
 import type { ChangeScope } from '../checks/types.ts';
 import { classifyDbError, oneLine } from '../db/errors.ts';
 import type { JobDeps } from './deps.ts';
+import { OPEN_FINDING_STUDENTS_SQL } from '../sql/findings.ts';
 
 export const HEALTH_CONSUMER = 'health-check';
 
@@ -53,8 +54,11 @@ export async function captureScope(deps: JobDeps, register = true): Promise<Capt
     const r = rows[0]!;
     if (r.full_rebuild) return none(`the change log asks for a full re-read (${r.reasons ?? 'a TRUNCATE or DDL'}): the daily full run reads every row`, r.snapshot);
     if (r.students.length > MAX_SCOPE_STUDENTS) return none(`${r.students.length} students changed, more than ${MAX_SCOPE_STUDENTS}`, r.snapshot);
+    // The open findings' rows are re-read too: a defect stays counted until a run finds it fixed.
+    const { rows: open } = await deps.pool.query<{ students: string[]; null_student: boolean | null }>(OPEN_FINDING_STUDENTS_SQL, [deps.schema]);
+    const students = [...new Set([...r.students, ...(open[0]?.students ?? [])])];
     return {
-      changes: { students: r.students, nullStudent: r.null_student, questionIds: r.question_ids, batches: r.batches },
+      changes: { students, nullStudent: r.null_student || open[0]?.null_student === true, questionIds: r.question_ids, batches: r.batches },
       snapshot: r.snapshot,
       fallback: null,
     };
@@ -75,4 +79,14 @@ export async function advanceScope(deps: JobDeps, snapshot: string): Promise<str
   } catch (err) {
     return `could not move the change-log cursor (${oneLine(classifyDbError(err))}): the next run reads these rows again`;
   }
+}
+
+/** Does this database keep open findings (bootstrap installed the capture, and with it the table)? */
+export async function findingsKept(deps: JobDeps): Promise<boolean> {
+  const { rows } = await deps.pool.query<{ ok: boolean }>(
+    `SELECT to_regprocedure('attempt_ops.findings_merge(text, text, boolean, text[], boolean, jsonb)') IS NOT NULL AS ok`,
+  ).catch((err) => {
+    throw classifyDbError(err);
+  });
+  return rows[0]?.ok === true;
 }

@@ -28,6 +28,7 @@
  */
 import { OPS_SCHEMA } from '../contract/vocabulary.ts';
 import { quoteIdent } from '../db/identifiers.ts';
+import { findingsSql } from './findings.ts';
 
 const OPS = quoteIdent(OPS_SCHEMA);
 export const CHANGES = `${OPS}.attempt_changes`;
@@ -671,6 +672,7 @@ export function captureObjectsSql(): string[] {
     uninstallSql(),
     eventTriggerFunctionsSql(),
     statusSql(),
+    ...findingsSql(),
     `REVOKE ALL ON FUNCTION ${OPS}.capture_register(text, text), ${OPS}.capture_unregister(text, text), ${OPS}.capture_consume(text, text),
        ${OPS}.capture_peek(text, text), ${OPS}.capture_advance(text, text, text),
        ${OPS}.capture_prune(text), ${OPS}.capture_mark_rebuild(text, text), ${OPS}.capture_ddl_end(), ${OPS}.capture_sql_drop() FROM PUBLIC`,

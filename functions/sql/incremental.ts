@@ -45,7 +45,7 @@ export const REFRESH_CONSUMER = 'refresh-mv';
  */
 export const CAPTURE_PRIVILEGES = {
   /** SELECT for the monitor, maintainer and operator roles. */
-  readable: [CHANGES, CURSORS, DDL_EVENTS, CAPTURE_SETTINGS, LEGACY_STUDENTS, MV_STATE, `${OPS}.attempt_changes_pending`],
+  readable: [CHANGES, CURSORS, DDL_EVENTS, CAPTURE_SETTINGS, LEGACY_STUDENTS, MV_STATE, `${OPS}.attempt_changes_pending`, `${OPS}.open_findings`],
   /** SELECT, INSERT, UPDATE, DELETE for the maintainer: refresh-mv's own bookkeeping, not audit. */
   maintainerWritable: [LEGACY_STUDENTS, MV_STATE],
   /** EXECUTE for the maintainer (signatures as to_regprocedure reads them). */
@@ -57,6 +57,7 @@ export const CAPTURE_PRIVILEGES = {
   monitorFunctions: [
     `${OPS}.capture_prune(text)`, `${OPS}.capture_status(text)`, `${OPS}.capture_consume(text, text)`, `${OPS}.capture_register(text, text)`,
     `${OPS}.capture_peek(text, text)`, `${OPS}.capture_advance(text, text, text)`,
+    `${OPS}.findings_merge(text, text, boolean, text[], boolean, jsonb)`,
   ],
 } as const;
 

@@ -67,9 +67,32 @@ describe('change-driven scope', () => {
     // Assess: the next run still reads that row.
     const next = await check();
     expect(next.checks.find((c) => c.name === 'view_queryable')!).toMatchObject({ status: 'critical', value: 1 });
-    // And once measured, the starting point moves on: the row is no longer in scope (it is still there).
+    // Once measured it is an open finding: re-read by every run while it is there, resolved once fixed.
     const after = await check();
-    expect(after.checks.find((c) => c.name === 'view_queryable')!.message).toMatch(/among the rows changed since the last run \(0 student\(s\)\)/);
+    expect(after.checks.find((c) => c.name === 'view_queryable')!).toMatchObject({ status: 'critical', value: 1 });
+    await db.admin.query('DELETE FROM exam_results WHERE id = 8002');
+    const fixed = await check();
+    expect(fixed.checks.find((c) => c.name === 'view_queryable')!).toMatchObject({ status: 'ok', value: 0 });
+    expect((await db.admin.query(`SELECT count(*)::int AS n FROM attempt_ops.open_findings`)).rows[0].n).toBe(0);
+    expect((await check()).checks.find((c) => c.name === 'view_queryable')!.message).toMatch(/\(0 student\(s\)\)/);
+  });
+
+  it('an old duplicate found by the daily full run is reported by every hourly run until it is fixed: one page, not one a day', async () => {
+    // Prepare: a duplicate result 10 days old, written with the capture off so no change names it (as a restore would).
+    await db.admin.query('ALTER TABLE exam_results DISABLE TRIGGER attempt_ops_capture_insert');
+    await db.admin.query(`INSERT INTO exam_results SELECT id, student_id, result_json, completed_at FROM exam_results WHERE id = (SELECT min(id) FROM exam_results)`);
+    await db.admin.query('ALTER TABLE exam_results ENABLE ALWAYS TRIGGER attempt_ops_capture_insert');
+    expect((await check()).checks.find((c) => c.name === 'duplicate_ids')!.value).toBe(0);
+    // Act: the daily full run finds it; the hourly runs after it keep counting it.
+    const full = await runHealthCheck(deps(), { scope: 'full' });
+    expect(full.checks.find((c) => c.name === 'duplicate_ids')!).toMatchObject({ status: 'warning', value: 1 });
+    for (let hour = 0; hour < 3; hour++) {
+      expect((await check()).checks.find((c) => c.name === 'duplicate_ids')!, `hour ${hour}`).toMatchObject({ status: 'warning', value: 1 });
+    }
+    // Assess: fixed, it resolves at the next hourly run, and stays resolved.
+    await db.admin.query(`DELETE FROM exam_results WHERE ctid = (SELECT max(ctid) FROM exam_results WHERE id = (SELECT min(id) FROM exam_results))`);
+    expect((await check()).checks.find((c) => c.name === 'duplicate_ids')!).toMatchObject({ status: 'ok', value: 0 });
+    expect((await check()).checks.find((c) => c.name === 'duplicate_ids')!).toMatchObject({ status: 'ok', value: 0 });
   });
 
   it('without the change capture the checks read recent rows and say so', async () => {
