@@ -6,7 +6,7 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { customDimensions, RDS_NAMESPACE, THRESHOLDS, type MetricName } from '../functions/contract/index.ts';
+import { ANALYZE_TABLES, customDimensions, RDS_NAMESPACE, THRESHOLDS, type MetricName } from '../functions/contract/index.ts';
 import type { RdsDimension } from './alarms.ts';
 
 export interface AttemptDashboardProps {
@@ -31,6 +31,15 @@ export class AttemptDashboard extends Construct {
         statistic,
         period: Duration.minutes(5),
         label,
+      });
+    const perTable = (name: MetricName, table: string) =>
+      new cloudwatch.Metric({
+        namespace: props.namespace,
+        metricName: name,
+        dimensionsMap: customDimensions(props.target, { table }),
+        statistic: 'Maximum',
+        period: Duration.minutes(5),
+        label: `${name} ${table}`,
       });
     const rds = (name: string) =>
       new cloudwatch.Metric({ namespace: RDS_NAMESPACE, metricName: name, dimensionsMap: { [props.rds.name]: props.rds.value }, statistic: 'Average', period: Duration.minutes(1) });
@@ -91,6 +100,27 @@ export class AttemptDashboard extends Construct {
           custom('attempt_capture_problems', 'Maximum', 'attempt_capture_problems'),
         ],
         width: 6,
+      }),
+    );
+    this.dashboard.addWidgets(
+      // The live signals of the sessions on the watched relations, as publish-metrics samples them.
+      new cloudwatch.GraphWidget({
+        title: 'Sessions on the watched relations',
+        left: [
+          custom('blocked_queries', 'Maximum', `blocked_queries (waiting > ${THRESHOLDS.blockedWaitSeconds} s)`),
+          custom('idle_in_transaction_sessions', 'Maximum', `idle_in_transaction_sessions (idle > ${THRESHOLDS.idleInTransactionSeconds} s holding locks)`),
+          custom('long_running_queries', 'Maximum', `long_running_queries (> ${THRESHOLDS.longRunningSeconds / 60} min)`),
+        ],
+        width: 12,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Table statistics (ratio)',
+        left: ANALYZE_TABLES.flatMap((table) => [perTable('table_modified_ratio', table), perTable('table_dead_tuple_ratio', table)]),
+        leftAnnotations: [
+          { value: THRESHOLDS.modifiedRatio, label: `P2 analyze due > ${THRESHOLDS.modifiedRatio * 100} % modified`, color: '#ff9900' },
+          { value: THRESHOLDS.deadTupleRatio, label: `P2 dead tuples > ${THRESHOLDS.deadTupleRatio * 100} %`, color: '#ff9900' },
+        ],
+        width: 12,
       }),
     );
     this.dashboard.addWidgets(

@@ -7,7 +7,7 @@
  */
 import { CHECK_SPECS, THRESHOLDS } from './checks.ts';
 import { DIMENSION_DATABASE, DIMENSION_JOB, DIMENSION_TABLE, type MetricName } from './metrics.ts';
-import { ANALYZE_TABLES, RUNBOOK, type RunbookAnchor, type Severity } from './vocabulary.ts';
+import { ANALYZE_TABLES, RUNBOOK, type JobName, type RunbookAnchor, type Severity } from './vocabulary.ts';
 
 export type AlarmStatistic = 'Average' | 'Maximum' | 'Minimum' | 'Sum' | 'SampleCount';
 export type AlarmComparison =
@@ -28,13 +28,17 @@ export type RdsMetricName = 'DatabaseConnections' | 'CPUUtilization';
  * - `custom`: a metric of ours with `Database` (and `Table` for each table of `perTable`);
  * - `rds`: an AWS/RDS metric of the database instance or cluster;
  * - `lambda-errors`: AWS/Lambda Errors of one function (one alarm per function);
- * - `heartbeat`: job_success with `Database` and `Job` (one alarm per scheduled job).
+ * - `heartbeat`: job_success with `Database` and `Job`, one alarm per scheduled job: publish-metrics
+ *   ("monitoring blind") or each of the other scheduled jobs ("job failing or silent").
  */
 export type AlarmSource =
   | { readonly kind: 'custom'; readonly metric: MetricName; readonly perTable?: readonly string[] }
   | { readonly kind: 'rds'; readonly metric: RdsMetricName }
   | { readonly kind: 'lambda-errors'; readonly metric: 'Errors' }
-  | { readonly kind: 'heartbeat'; readonly metric: 'job_success' };
+  | { readonly kind: 'heartbeat'; readonly metric: 'job_success'; readonly jobs: 'publish-metrics' | 'other-scheduled' };
+
+/** The job whose schedule publishes the live signals (CONTRACT section 6: "live signals"). */
+export const LIVE_SIGNAL_PUBLISHER = 'publish-metrics' satisfies JobName;
 
 export interface AlarmSpec {
   /** Stable kebab-case id: part of the alarm name, so renaming it replaces the alarm. */
@@ -47,18 +51,36 @@ export interface AlarmSpec {
   readonly statistic: AlarmStatistic;
   readonly comparison: AlarmComparison;
   readonly threshold: number;
-  /** Seconds; `schedule` means the period of the job's own schedule (job silent). */
+  /**
+   * Seconds, or `schedule`: the schedule rate of the job that publishes the datapoints, which is
+   * the alarm's own job (heartbeats) or `cadence`. alarmWindow() turns it into seconds.
+   */
   readonly period: number | 'schedule';
+  /** With `period: 'schedule'`: the job whose schedule rate is the period. @default the alarm's own job */
+  readonly cadence?: typeof LIVE_SIGNAL_PUBLISHER;
+  /**
+   * With `period: 'schedule'` and every evaluated datapoint required (M = N): add periods until
+   * the N periods span at least this long ("missing for 5 consecutive minutes" at any rate).
+   */
+  readonly spanAtLeastSeconds?: number;
+  /**
+   * "job failed" on a scheduled function: the window is one schedule interval long, so a job that
+   * fails on every run stays in one incident instead of one per run (jobFailedWindow()).
+   */
+  readonly holdForSchedule?: boolean;
   readonly evaluationPeriods: number;
   readonly datapointsToAlarm: number;
   readonly treatMissingData: TreatMissingData;
   /**
-   * Count an empty period as this value (metric math FILL). CloudWatch judges missing data over
-   * an evaluation range several periods long, so a plain breaching alarm notices silence late;
-   * FILL makes "no data for N periods" mean exactly N periods. treatMissingData still covers a
-   * metric that has never had a datapoint.
+   * Count an empty period as this value, once the metric has had a datapoint: the alarm watches
+   * the metric math of armedFillExpression(). CloudWatch judges missing data over an evaluation
+   * range several periods long, so a plain breaching alarm notices silence late; FILL makes "no
+   * data for N periods" mean exactly N periods. Before the metric's first datapoint the
+   * expression is empty and treatMissingData decides (these alarms use `ignore`: no page).
    */
   readonly fillMissingWith?: number;
+  /** The topic INSUFFICIENT_DATA goes to (the metric never arrived, or stopped). @default none */
+  readonly insufficientDataTopic?: PagingTopic;
   /** The contract's "fires when" column, in words, for descriptions and docs. */
   readonly firesWhen: string;
   /** Off unless the deployment config turns it on. */
@@ -72,14 +94,98 @@ export function topicFor(severity: Severity): PagingTopic {
   return severity === 'P2' ? 'warning' : 'info';
 }
 
+const MINUTE = 60;
 const FIVE_MINUTES = 300;
+const HOUR = 3600;
+
+/**
+ * The metric math of an alarm with `fillMissingWith`, over the metric `id`:
+ * `IF(DATAPOINT_COUNT(m) > 0, FILL(m, v))`. Why each part, by CloudWatch's documented rules
+ * (AlarmThatSendsEmail "How alarm state is evaluated when data is missing", using-metric-math):
+ *
+ * - `FILL(m, v)` gives every period of the evaluation range a value, so N empty periods are N
+ *   breaching datapoints and silence is noticed after exactly N periods, not after CloudWatch's
+ *   longer evaluation range ("CloudWatch attempts to retrieve a higher number of data points than
+ *   specified by Evaluation Periods").
+ * - `DATAPOINT_COUNT(m)` is a scalar over the whole range the alarm retrieved. While the metric
+ *   has no datapoint there (a fresh deploy before the first runs publish), `IF(S, TS)` with a
+ *   false S and no third argument is documented as an empty time series. All the alarm's
+ *   datapoints are then missing and treatMissingData `ignore` keeps the state: a new alarm stays
+ *   in INSUFFICIENT_DATA, which has no action, so a fresh deploy cannot page, whatever FILL would
+ *   make of a range with no datapoint at all.
+ * - Because the evaluation range is longer than N periods, the last real datapoint is still in
+ *   it when the N-th empty period after it is evaluated: silence reaches ALARM. Silence longer
+ *   than the range empties the expression again and `ignore` keeps that ALARM; it resolves when a
+ *   datapoint at or above the threshold arrives, never in a gap.
+ * - A late datapoint can make the newest period look empty (the FILL caveat in the docs): every
+ *   such alarm needs at least 2 periods in a row, so one late period never fires it.
+ */
+export function armedFillExpression(value: number, id = 'm'): string {
+  return `IF(DATAPOINT_COUNT(${id}) > 0, FILL(${id}, ${value}))`;
+}
+
+/** Period, evaluation periods and datapoints to alarm of one deployed alarm. */
+export interface AlarmWindow {
+  readonly period: number;
+  readonly evaluationPeriods: number;
+  readonly datapointsToAlarm: number;
+}
+
+/** Schedule rates in minutes: the alarm's own job's (undefined for manual-invoke functions) and publish-metrics'. */
+export interface ScheduleRates {
+  readonly own?: number;
+  readonly publishMetrics: number;
+}
+
+/**
+ * "job failed" on a scheduled function: 1 breaching datapoint within one schedule interval plus
+ * one period. Missing data is not breaching, so the alarm returns to OK one interval after the
+ * last failed run without a new invoke, and a job failing on every run stays in ALARM (one
+ * incident) instead of opening one per run. Periods of an hour for hourly and slower jobs keep
+ * the window within CloudWatch's limits (7 days for periods of an hour or more).
+ */
+export function jobFailedWindow(rateMinutes: number): AlarmWindow {
+  if (rateMinutes < 60) {
+    return { period: FIVE_MINUTES, evaluationPeriods: Math.ceil((rateMinutes * MINUTE) / FIVE_MINUTES) + 1, datapointsToAlarm: 1 };
+  }
+  return { period: HOUR, evaluationPeriods: Math.ceil(rateMinutes / 60) + 1, datapointsToAlarm: 1 };
+}
+
+/** PutMetricAlarm's limits: the alarm is refused at deploy time otherwise. */
+export function checkAlarmWindow(id: string, w: AlarmWindow): void {
+  const problems: string[] = [];
+  if (![10, 20, 30].includes(w.period) && (w.period <= 0 || w.period % 60 !== 0)) problems.push(`period ${w.period} s is not 10, 20, 30 or a multiple of 60`);
+  const span = w.period * w.evaluationPeriods;
+  const limit = w.period >= HOUR ? 7 * 24 * HOUR : 24 * HOUR;
+  if (span > limit) problems.push(`period x evaluation periods = ${span} s exceeds ${limit} s`);
+  if (w.datapointsToAlarm < 1 || w.datapointsToAlarm > w.evaluationPeriods) problems.push(`datapoints to alarm ${w.datapointsToAlarm} not within 1..${w.evaluationPeriods}`);
+  if (problems.length > 0) throw new Error(`alarm ${id}: ${problems.join('; ')}`);
+}
+
+/** The window an alarm is deployed with, given the schedule rates of the target. */
+export function alarmWindow(spec: AlarmSpec, rates: ScheduleRates): AlarmWindow {
+  let w: AlarmWindow;
+  if (spec.holdForSchedule && rates.own !== undefined) {
+    w = jobFailedWindow(rates.own);
+  } else if (spec.period === 'schedule') {
+    const minutes = spec.cadence === LIVE_SIGNAL_PUBLISHER ? rates.publishMetrics : rates.own;
+    if (minutes === undefined) throw new Error(`alarm ${spec.id} needs a schedule period`);
+    const period = minutes * MINUTE;
+    const consecutive = spec.datapointsToAlarm === spec.evaluationPeriods;
+    const n = consecutive ? Math.max(spec.evaluationPeriods, Math.ceil((spec.spanAtLeastSeconds ?? 0) / period)) : spec.evaluationPeriods;
+    w = { period, evaluationPeriods: n, datapointsToAlarm: consecutive ? n : spec.datapointsToAlarm };
+  } else {
+    w = { period: spec.period, evaluationPeriods: spec.evaluationPeriods, datapointsToAlarm: spec.datapointsToAlarm };
+  }
+  checkAlarmWindow(spec.id, w);
+  return w;
+}
 
 /**
  * A check metric is published once per health-check run (hourly) or per publish-metrics run
  * (every minute). A five-minute Maximum catches either. Missing data keeps the current state
  * (`ignore`): between two hourly samples an alarm must neither resolve (which would close the
- * PagerDuty incident while the fault persists) nor fire (the contract says missing data breaches
- * only for "view missing" and "job silent").
+ * PagerDuty incident while the fault persists) nor fire.
  */
 function checkAlarm(
   id: string,
@@ -105,25 +211,52 @@ function checkAlarm(
   };
 }
 
+/**
+ * A live signal (CONTRACT section 6): sampled by publish-metrics on every run, where one sample
+ * can be noise (a lock wait that just ended, one slow run of the query, a burst of sessions).
+ * One period per publish-metrics run and 2 breaching datapoints of 3: one bad sample never
+ * pages, two in three runs do. With the default rate of one minute the worst case from the
+ * condition holding to the page is about 3 minutes (two samples, then publishing and evaluation).
+ */
+const LIVE: Pick<AlarmSpec, 'period' | 'cadence' | 'evaluationPeriods' | 'datapointsToAlarm'> = {
+  period: 'schedule',
+  cadence: LIVE_SIGNAL_PUBLISHER,
+  evaluationPeriods: 3,
+  datapointsToAlarm: 2,
+};
+
 /** How long "view missing" tolerates silence: two missed hourly health checks. */
 export const VIEW_MISSING_SILENCE_SECONDS = 2 * 3600;
 
+/**
+ * AWS/RDS metrics arrive every minute for as long as the instance (or cluster) named in the config
+ * exists. `missing` lets an alarm whose metric never arrives (a mistyped identifier) or stops
+ * (the instance was renamed or replaced) go to INSUFFICIENT_DATA, which the dashboard shows and
+ * the info topic mails, instead of sitting in OK forever as `notBreaching` did.
+ */
+const RDS_MISSING: Pick<AlarmSpec, 'treatMissingData' | 'insufficientDataTopic'> = {
+  treatMissingData: 'missing',
+  insufficientDataTopic: 'info',
+};
+
 /** The metric alarms, one entry per row of CONTRACT.md section 6 except the per-job rows. */
 export const ALARM_SPECS: readonly AlarmSpec[] = [
-  // A two-hour Minimum: any 0 sample fires at once, and two hours without a sample breach too.
+  // A two-hour Minimum: any 0 sample fires at once, and two hours without a sample breach too
+  // once the metric has had its first datapoint (armedFillExpression).
   checkAlarm('view-missing', 'view missing', 'view_exists', {
     period: VIEW_MISSING_SILENCE_SECONDS,
-    treatMissingData: 'breaching',
     fillMissingWith: 0,
     firesWhen: `attempt_view_exists < ${THRESHOLDS.viewExists}, or no data for 2 h`,
   }),
   checkAlarm('schema-drift', 'schema drift', 'view_schema', { firesWhen: `attempt_view_schema_drift > ${THRESHOLDS.schemaDrift}` }),
   checkAlarm('view-broken', 'view broken', 'view_queryable', { firesWhen: `attempt_poison_rows > ${THRESHOLDS.poisonRows}` }),
   checkAlarm('p99-latency', 'p99 latency', 'query_latency', {
+    ...LIVE,
     threshold: THRESHOLDS.latencyCriticalMs,
     firesWhen: `attempt_query_p99_latency > ${THRESHOLDS.latencyCriticalMs} ms`,
   }),
   checkAlarm('latency-degraded', 'latency degraded', 'query_latency', {
+    ...LIVE,
     severity: 'P2',
     threshold: THRESHOLDS.latencyWarningMs,
     firesWhen: `attempt_query_p99_latency > ${THRESHOLDS.latencyWarningMs} ms`,
@@ -138,10 +271,11 @@ export const ALARM_SPECS: readonly AlarmSpec[] = [
     statistic: 'Average',
     comparison: 'GreaterThanThreshold',
     threshold: THRESHOLDS.connections,
-    period: FIVE_MINUTES,
-    evaluationPeriods: 1,
-    datapointsToAlarm: 1,
-    treatMissingData: 'notBreaching',
+    // A live signal, at RDS's own one-minute resolution: 2 of 3 one-minute averages.
+    period: MINUTE,
+    evaluationPeriods: 3,
+    datapointsToAlarm: 2,
+    ...RDS_MISSING,
     firesWhen: `DatabaseConnections (Average) > ${THRESHOLDS.connections}`,
   },
   {
@@ -154,16 +288,16 @@ export const ALARM_SPECS: readonly AlarmSpec[] = [
     comparison: 'GreaterThanThreshold',
     threshold: THRESHOLDS.cpuPercent,
     // "for 5 min": five consecutive one-minute datapoints, not one five-minute average.
-    period: 60,
+    period: MINUTE,
     evaluationPeriods: THRESHOLDS.cpuMinutes,
     datapointsToAlarm: THRESHOLDS.cpuMinutes,
-    treatMissingData: 'notBreaching',
+    ...RDS_MISSING,
     firesWhen: `CPUUtilization (Average) > ${THRESHOLDS.cpuPercent} % for ${THRESHOLDS.cpuMinutes} min`,
   },
   checkAlarm('permissions', 'permissions', 'permissions', { firesWhen: `attempt_permission_missing > ${THRESHOLDS.permissionMissing}` }),
   checkAlarm('nulls', 'NULLs', 'required_nulls', { firesWhen: `attempt_null_required_fields > ${THRESHOLDS.nullRequiredFields}` }),
   checkAlarm('orphans', 'orphans', 'orphan_results', { firesWhen: `attempt_orphan_results > ${THRESHOLDS.orphanResults}` }),
-  checkAlarm('blocked', 'blocked', 'blocking', { firesWhen: `blocked_queries > ${THRESHOLDS.blockedQueries}` }),
+  checkAlarm('blocked', 'blocked', 'blocking', { ...LIVE, firesWhen: `blocked_queries > ${THRESHOLDS.blockedQueries}` }),
   checkAlarm('duplicates', 'duplicates', 'duplicate_ids', { firesWhen: `attempt_duplicate_ids > ${THRESHOLDS.duplicateIds}` }),
   checkAlarm('stale-statistics', 'stale statistics', 'table_stats', {
     source: { kind: 'custom', metric: 'table_stats_age_hours', perTable: ANALYZE_TABLES },
@@ -176,11 +310,23 @@ export const ALARM_SPECS: readonly AlarmSpec[] = [
     firesWhen: `table_dead_tuple_ratio > ${THRESHOLDS.deadTupleRatio} (${THRESHOLDS.deadTupleRatio * 100} %)`,
   }),
   checkAlarm('mv-stale', 'MV stale', 'mv_staleness', { firesWhen: `attempt_mv_staleness_seconds > ${THRESHOLDS.mvStalenessSeconds}` }),
-  checkAlarm('long-running', 'long running', 'long_running', { firesWhen: `long_running_queries > ${THRESHOLDS.longRunningQueries}` }),
+  checkAlarm('long-running', 'long running', 'long_running', { ...LIVE, firesWhen: `long_running_queries > ${THRESHOLDS.longRunningQueries}` }),
   checkAlarm('no-fresh-data', 'no fresh data', 'freshness', { firesWhen: `attempt_latest_age_seconds > ${THRESHOLDS.latestAgeSeconds}` }),
   checkAlarm('capture', 'capture', 'capture', { firesWhen: `attempt_capture_problems > ${THRESHOLDS.captureProblems}` }),
   checkAlarm('copy-differs', 'copy differs', 'mv_fidelity', { firesWhen: `attempt_mv_divergent_rows > ${THRESHOLDS.mvDivergentRows}` }),
   checkAlarm('ties', 'ties', 'attempt_no_ties', { firesWhen: `attempt_no_tie_groups > ${THRESHOLDS.noTieGroups}` }),
+  // Sampled by the hourly health check only (publish-metrics does not run idle_in_transaction):
+  // one sample an hour, so 2 of 3 would take two hours, past P2's 80 minutes. Once publish-metrics
+  // samples it, it is a live signal: give it ...LIVE (test/stack/contract-alarms.test.ts checks
+  // that every live signal is one publish-metrics publishes).
+  checkAlarm('idle-in-transaction', 'idle in transaction', 'idle_in_transaction', {
+    firesWhen: `idle_in_transaction_sessions > ${THRESHOLDS.idleInTransactionSessions}`,
+  }),
+  checkAlarm('analyze-due', 'analyze due', 'table_stats', {
+    source: { kind: 'custom', metric: 'table_modified_ratio', perTable: ANALYZE_TABLES },
+    threshold: THRESHOLDS.modifiedRatio,
+    firesWhen: `table_modified_ratio > ${THRESHOLDS.modifiedRatio} (${THRESHOLDS.modifiedRatio * 100} %)`,
+  }),
   {
     id: 'no-queries',
     title: 'no queries',
@@ -193,7 +339,7 @@ export const ALARM_SPECS: readonly AlarmSpec[] = [
     period: 3600,
     evaluationPeriods: 1,
     datapointsToAlarm: 1,
-    // An hour without samples is publish-metrics being silent, which "job silent" reports.
+    // An hour without samples is publish-metrics being silent, which "monitoring blind" reports.
     treatMissingData: 'notBreaching',
     firesWhen: 'attempt_query_count = 0 for 1 h',
     // A quiet night is not an outage: only teams with steady traffic turn this on.
@@ -201,7 +347,13 @@ export const ALARM_SPECS: readonly AlarmSpec[] = [
   },
 ];
 
-/** "job failed": one per function, on AWS/Lambda Errors. */
+/**
+ * "job failed": one per function, on AWS/Lambda Errors. Lambda reports Errors only for periods
+ * with invocations, and ops and bootstrap are invoked by hand, so missing data is not breaching:
+ * the alarm returns to OK without a new invoke (once the failed invoke's datapoint has left the
+ * evaluation range). A scheduled function's window spans one schedule interval (holdForSchedule),
+ * so failing on every run is one incident; the heartbeat pages the same failure at P1.
+ */
 export const JOB_FAILED_ALARM: AlarmSpec = {
   id: 'job-failed',
   title: 'job failed',
@@ -214,33 +366,73 @@ export const JOB_FAILED_ALARM: AlarmSpec = {
   period: FIVE_MINUTES,
   evaluationPeriods: 1,
   datapointsToAlarm: 1,
-  // Lambda reports Errors only for periods with invocations. Ignoring the gaps keeps a failed
-  // daily job in ALARM until its next run reports Errors = 0, which resolves the incident.
-  treatMissingData: 'ignore',
-  firesWhen: 'Errors > 0',
+  holdForSchedule: true,
+  treatMissingData: 'notBreaching',
+  firesWhen: 'Errors > 0; returns to OK without a new invoke',
 };
 
-/** "job silent": one per scheduled job, on the job_success heartbeat. */
-export const JOB_SILENT_ALARM: AlarmSpec = {
-  id: 'job-silent',
-  title: 'job silent',
-  severity: 'P1',
+/**
+ * The heartbeats: job_success is 1 after a successful run and 0 after a failed one. Minimum, so
+ * a 0 in a period breaches (SampleCount counted it as alive), and armedFillExpression(), so an
+ * empty period breaches too, but only once the job has published at all: the first runs started
+ * at deploy arm the alarm instead of racing it.
+ */
+const HEARTBEAT: Pick<AlarmSpec, 'runbook' | 'statistic' | 'comparison' | 'threshold' | 'period' | 'treatMissingData' | 'fillMissingWith'> = {
   runbook: RUNBOOK.monitoring,
-  source: { kind: 'heartbeat', metric: 'job_success' },
-  // SampleCount < 1 never holds when a datapoint exists: only missing data can breach.
-  statistic: 'SampleCount',
+  statistic: 'Minimum',
   comparison: 'LessThanThreshold',
   threshold: 1,
   period: 'schedule',
-  evaluationPeriods: 2,
-  datapointsToAlarm: 2,
-  treatMissingData: 'breaching',
+  treatMissingData: 'ignore',
   fillMissingWith: 0,
-  firesWhen: 'job_success missing for 2 of its schedule periods',
 };
 
-/** Every alarm kind, in contract order, for docs and tests. */
-export const ALL_ALARM_SPECS: readonly AlarmSpec[] = [...ALARM_SPECS, JOB_FAILED_ALARM, JOB_SILENT_ALARM];
+/** How long publish-metrics may fail or be silent before "monitoring blind" pages. */
+export const MONITORING_BLIND_SECONDS = 5 * 60;
+
+/** "monitoring blind": publish-metrics, whose every-minute samples all live signals depend on. */
+export const MONITORING_BLIND_ALARM: AlarmSpec = {
+  id: 'monitoring-blind',
+  title: 'monitoring blind',
+  severity: 'P1',
+  source: { kind: 'heartbeat', metric: 'job_success', jobs: 'publish-metrics' },
+  ...HEARTBEAT,
+  // One period per run, all breaching, spanning at least 5 minutes: 5 of 5 at one run a minute.
+  evaluationPeriods: 2,
+  datapointsToAlarm: 2,
+  spanAtLeastSeconds: MONITORING_BLIND_SECONDS,
+  firesWhen: "publish-metrics' job_success < 1 or missing for 5 consecutive minutes",
+};
+
+/** "job failing or silent": each other scheduled job (health-check, analyze, refresh-mv). */
+export const JOB_FAILING_ALARM: AlarmSpec = {
+  id: 'job-failing-or-silent',
+  title: 'job failing or silent',
+  severity: 'P1',
+  source: { kind: 'heartbeat', metric: 'job_success', jobs: 'other-scheduled' },
+  ...HEARTBEAT,
+  // One period per run: two runs in a row that failed or did not report.
+  evaluationPeriods: 2,
+  datapointsToAlarm: 2,
+  firesWhen: 'job_success < 1 or missing for 2 consecutive runs (periods of its schedule rate)',
+};
+
+/** @deprecated The old name of the per-job heartbeat; use JOB_FAILING_ALARM (or MONITORING_BLIND_ALARM). */
+export const JOB_SILENT_ALARM: AlarmSpec = JOB_FAILING_ALARM;
+
+/** The heartbeat alarm of a scheduled job. */
+export function heartbeatAlarmFor(job: JobName): AlarmSpec {
+  return job === LIVE_SIGNAL_PUBLISHER ? MONITORING_BLIND_ALARM : JOB_FAILING_ALARM;
+}
+
+/** Every alarm kind, in contract order (the optional one last), for docs and tests. */
+export const ALL_ALARM_SPECS: readonly AlarmSpec[] = [
+  ...ALARM_SPECS.filter((s) => !s.optional),
+  JOB_FAILED_ALARM,
+  MONITORING_BLIND_ALARM,
+  JOB_FAILING_ALARM,
+  ...ALARM_SPECS.filter((s) => s.optional),
+];
 
 /** The dimensions a custom or heartbeat alarm uses; RDS and Lambda dimensions come from the stack. */
 export function customDimensions(target: string, extra: { table?: string; job?: string } = {}): Record<string, string> {

@@ -10,19 +10,30 @@ import {
   ALL_ALARM_SPECS,
   CHECK_SPECS,
   JOB_FAILED_ALARM,
+  JOB_FAILING_ALARM,
   JOB_SILENT_ALARM,
+  LIVE_SIGNAL_PUBLISHER,
   METRIC_NAMES,
+  MONITORING_BLIND_ALARM,
+  MONITORING_BLIND_SECONDS,
+  VIEW_MISSING_SILENCE_SECONDS,
   PAYLOAD_SCHEMAS,
   RUNBOOK,
   THRESHOLDS,
   alarmDescription,
   alarmName,
   alarmSeverity,
+  alarmWindow,
+  armedFillExpression,
+  checkAlarmWindow,
+  heartbeatAlarmFor,
+  jobFailedWindow,
   runbookAnchorOf,
   runbookLink,
   topicFor,
 } from '../../functions/contract/index.ts';
 import { DEPLOY_BOOTSTRAP_PAYLOAD, SCHEDULES, deployedFunctionName } from '../../functions/contract/schedules.ts';
+import { PUBLISH_METRICS_CHECKS } from '../../functions/jobs/publish-metrics.ts';
 import { DEPLOY_DOC, renderAlarmTable, withFreshTable } from '../../lib/alarm-table.ts';
 
 const spec = (id: string) => ALL_ALARM_SPECS.find((s) => s.id === id)!;
@@ -58,6 +69,8 @@ describe('contract alarms', () => {
       capture: THRESHOLDS.captureProblems,
       'copy-differs': THRESHOLDS.mvDivergentRows,
       ties: THRESHOLDS.noTieGroups,
+      'idle-in-transaction': THRESHOLDS.idleInTransactionSessions,
+      'analyze-due': THRESHOLDS.modifiedRatio,
       'no-queries': 0,
     };
     expect(ALARM_SPECS.map((s) => s.id).sort()).toEqual(Object.keys(expected).sort());
@@ -83,13 +96,119 @@ describe('contract alarms', () => {
     expect(['P0', 'P1', 'P2', 'P3'].map((p) => topicFor(p as never))).toEqual(['critical', 'critical', 'warning', 'info']);
   });
 
-  it('make missing data breach only for view missing and job silent, which count empty periods as 0', () => {
-    const breaching = ALL_ALARM_SPECS.filter((s) => s.treatMissingData === 'breaching').map((s) => s.id);
-    expect(breaching.sort()).toEqual(['job-silent', 'view-missing']);
-    for (const id of breaching) expect(spec(id).fillMissingWith).toBe(0);
-    expect(spec('view-missing').period).toBe(2 * 3600);
-    expect(JOB_SILENT_ALARM).toMatchObject({ period: 'schedule', evaluationPeriods: 2, datapointsToAlarm: 2 });
-    expect(JOB_FAILED_ALARM).toMatchObject({ statistic: 'Sum', comparison: 'GreaterThanThreshold', threshold: 0 });
+  it('let no alarm treat missing data as breaching; silence counts only through the armed FILL, with ignore', () => {
+    expect(ALL_ALARM_SPECS.filter((s) => s.treatMissingData === 'breaching').map((s) => s.id)).toEqual([]);
+    const filled = ALL_ALARM_SPECS.filter((s) => s.fillMissingWith !== undefined);
+    expect(filled.map((s) => s.id).sort()).toEqual(['job-failing-or-silent', 'monitoring-blind', 'view-missing']);
+    for (const s of filled) {
+      expect(s.fillMissingWith, s.id).toBe(0);
+      // Before the first datapoint the expression is empty: ignore keeps INSUFFICIENT_DATA, no page.
+      expect(s.treatMissingData, s.id).toBe('ignore');
+    }
+    expect(armedFillExpression(0)).toBe('IF(DATAPOINT_COUNT(m) > 0, FILL(m, 0))');
+    expect(spec('view-missing').period).toBe(VIEW_MISSING_SILENCE_SECONDS);
+  });
+
+  it('judge heartbeats by Minimum, so a job_success of 0 breaches, and silence only after data', () => {
+    for (const s of [MONITORING_BLIND_ALARM, JOB_FAILING_ALARM]) {
+      expect(s, s.id).toMatchObject({ severity: 'P1', statistic: 'Minimum', comparison: 'LessThanThreshold', threshold: 1, period: 'schedule' });
+      expect(s.source).toMatchObject({ kind: 'heartbeat', metric: 'job_success' });
+    }
+    expect(heartbeatAlarmFor('publish-metrics')).toBe(MONITORING_BLIND_ALARM);
+    for (const job of ['health-check', 'analyze', 'refresh-mv'] as const) expect(heartbeatAlarmFor(job)).toBe(JOB_FAILING_ALARM);
+    // The forwarder test still knows the heartbeat by its old export name.
+    expect(JOB_SILENT_ALARM).toBe(JOB_FAILING_ALARM);
+  });
+
+  it('size the heartbeat windows from the schedules: 5 minutes for publish-metrics, 2 runs for the others', () => {
+    const blind = (rate: number) => alarmWindow(MONITORING_BLIND_ALARM, { own: rate, publishMetrics: rate });
+    expect(blind(1)).toEqual({ period: 60, evaluationPeriods: 5, datapointsToAlarm: 5 });
+    expect(blind(2)).toEqual({ period: 120, evaluationPeriods: 3, datapointsToAlarm: 3 });
+    expect(blind(5)).toEqual({ period: 300, evaluationPeriods: 2, datapointsToAlarm: 2 });
+    for (const rate of [1, 2, 5, 10]) {
+      const w = blind(rate);
+      expect(w.period * w.evaluationPeriods, `rate ${rate}`).toBeGreaterThanOrEqual(MONITORING_BLIND_SECONDS);
+    }
+    const failing = (rate: number) => alarmWindow(JOB_FAILING_ALARM, { own: rate, publishMetrics: 1 });
+    expect(failing(60)).toEqual({ period: 3600, evaluationPeriods: 2, datapointsToAlarm: 2 });
+    expect(failing(120)).toEqual({ period: 7200, evaluationPeriods: 2, datapointsToAlarm: 2 });
+    expect(failing(1440)).toEqual({ period: 86400, evaluationPeriods: 2, datapointsToAlarm: 2 });
+    expect(() => alarmWindow(JOB_FAILING_ALARM, { publishMetrics: 1 })).toThrow(/needs a schedule period/);
+  });
+
+  it('give "job failed" notBreaching, a plain window for manual invokes and one schedule interval for scheduled jobs', () => {
+    expect(JOB_FAILED_ALARM).toMatchObject({ statistic: 'Sum', comparison: 'GreaterThanThreshold', threshold: 0, treatMissingData: 'notBreaching', holdForSchedule: true });
+    expect(alarmWindow(JOB_FAILED_ALARM, { publishMetrics: 1 })).toEqual({ period: 300, evaluationPeriods: 1, datapointsToAlarm: 1 });
+    expect(jobFailedWindow(1)).toEqual({ period: 300, evaluationPeriods: 2, datapointsToAlarm: 1 });
+    expect(jobFailedWindow(5)).toEqual({ period: 300, evaluationPeriods: 2, datapointsToAlarm: 1 });
+    expect(jobFailedWindow(30)).toEqual({ period: 300, evaluationPeriods: 7, datapointsToAlarm: 1 });
+    expect(jobFailedWindow(60)).toEqual({ period: 3600, evaluationPeriods: 2, datapointsToAlarm: 1 });
+    expect(jobFailedWindow(1440)).toEqual({ period: 3600, evaluationPeriods: 25, datapointsToAlarm: 1 });
+    // The window always outlasts one schedule interval: the next failed run lands inside it.
+    for (const rate of [1, 5, 15, 30, 45, 60, 90, 120, 720, 1440]) {
+      const w = jobFailedWindow(rate);
+      expect(w.period * w.evaluationPeriods, `rate ${rate}`).toBeGreaterThan(rate * 60);
+      expect(() => checkAlarmWindow('job-failed', w), `rate ${rate}`).not.toThrow();
+    }
+  });
+
+  it('need 2 breaching datapoints of 3 for the live signals, one period per publish-metrics run', () => {
+    const live = ALL_ALARM_SPECS.filter((s) => s.cadence === LIVE_SIGNAL_PUBLISHER);
+    // idle_in_transaction is sampled by the hourly health check only, so it is not (yet) one of them.
+    expect(live.map((s) => s.id).sort()).toEqual(['blocked', 'latency-degraded', 'long-running', 'p99-latency']);
+    for (const s of live) {
+      expect(s, s.id).toMatchObject({ period: 'schedule', statistic: 'Maximum', evaluationPeriods: 3, datapointsToAlarm: 2, treatMissingData: 'ignore' });
+      expect(alarmWindow(s, { publishMetrics: 1 }), s.id).toEqual({ period: 60, evaluationPeriods: 3, datapointsToAlarm: 2 });
+      expect(alarmWindow(s, { publishMetrics: 5 }), s.id).toEqual({ period: 300, evaluationPeriods: 3, datapointsToAlarm: 2 });
+    }
+    expect(spec('connections')).toMatchObject({ period: 60, statistic: 'Average', evaluationPeriods: 3, datapointsToAlarm: 2 });
+  });
+
+  it('publish every live signal from publish-metrics, or 2 of 3 one-run periods could never fill', () => {
+    for (const s of ALL_ALARM_SPECS.filter((x) => x.cadence === LIVE_SIGNAL_PUBLISHER)) {
+      const metric = s.source.metric;
+      const checks = Object.values(CHECK_SPECS).filter((c) => c.metric === metric || c.extraMetrics?.includes(metric as never)).map((c) => c.name);
+      expect(checks.some((c) => PUBLISH_METRICS_CHECKS.includes(c)), `${s.id}: ${metric} from ${checks.join(', ')}`).toBe(true);
+    }
+  });
+
+  it('keep the alarms on hourly health-check metrics to one sample, within P2\'s 80 minutes', () => {
+    // An hourly sample lands in one five-minute period; 2 of 3 of them would need two hours.
+    expect(spec('idle-in-transaction')).toMatchObject({ period: 300, evaluationPeriods: 1, datapointsToAlarm: 1, treatMissingData: 'ignore', severity: 'P2' });
+    expect(spec('analyze-due')).toMatchObject({ period: 300, evaluationPeriods: 1, datapointsToAlarm: 1, treatMissingData: 'ignore', severity: 'P2' });
+    const hourly = SCHEDULES.find((x) => x.id === 'health-check-incremental')!.defaultRateMinutes * 60;
+    expect(hourly + 300 + 60).toBeLessThanOrEqual(80 * 60);
+  });
+
+  it('page within the contract\'s bounds at the default schedules, for the live signals and AWS/RDS', () => {
+    // Worst case from the condition holding to the page: a fault just after a sample waits one
+    // period for its first breaching datapoint, M periods in all, then up to a minute more for
+    // publishing and CloudWatch's evaluation. CPU's own 5-minute definition aside.
+    const bound: Record<string, number> = { P0: 5 * 60, P1: 20 * 60, P2: 80 * 60 };
+    for (const s of ALL_ALARM_SPECS.filter((x) => x.cadence === LIVE_SIGNAL_PUBLISHER || x.source.kind === 'rds')) {
+      if (s.id === 'cpu') continue;
+      const w = alarmWindow(s, { publishMetrics: SCHEDULES.find((x) => x.job === 'publish-metrics')!.defaultRateMinutes });
+      const worst = (w.datapointsToAlarm + 1) * w.period + 60;
+      expect(worst, s.id).toBeLessThanOrEqual(bound[s.severity]!);
+    }
+    // monitoring blind: 5 minutes of failure or silence, then the minute of evaluation.
+    const blind = alarmWindow(MONITORING_BLIND_ALARM, { own: 1, publishMetrics: 1 });
+    expect(blind.period * blind.evaluationPeriods + 60).toBeLessThanOrEqual(bound.P1!);
+  });
+
+  it('send the AWS/RDS alarms to INSUFFICIENT_DATA when their metric never arrives, mailed to info', () => {
+    const rds = ALL_ALARM_SPECS.filter((s) => s.source.kind === 'rds');
+    expect(rds.map((s) => s.id).sort()).toEqual(['connections', 'cpu']);
+    for (const s of rds) expect(s, s.id).toMatchObject({ treatMissingData: 'missing', insufficientDataTopic: 'info' });
+    expect(ALL_ALARM_SPECS.filter((s) => s.insufficientDataTopic).map((s) => s.id).sort()).toEqual(['connections', 'cpu']);
+  });
+
+  it('refuse windows CloudWatch refuses', () => {
+    expect(() => checkAlarmWindow('x', { period: 90, evaluationPeriods: 1, datapointsToAlarm: 1 })).toThrow(/multiple of 60/);
+    expect(() => checkAlarmWindow('x', { period: 1800, evaluationPeriods: 49, datapointsToAlarm: 1 })).toThrow(/exceeds 86400/);
+    expect(() => checkAlarmWindow('x', { period: 86400, evaluationPeriods: 8, datapointsToAlarm: 8 })).toThrow(/exceeds 604800/);
+    expect(() => checkAlarmWindow('x', { period: 60, evaluationPeriods: 2, datapointsToAlarm: 3 })).toThrow(/datapoints to alarm/);
+    expect(() => checkAlarmWindow('x', { period: 86400, evaluationPeriods: 2, datapointsToAlarm: 2 })).not.toThrow();
   });
 
   it('keep only "no queries" optional', () => {

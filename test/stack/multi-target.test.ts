@@ -92,11 +92,24 @@ describe('the second target', () => {
         ['attempt-ops-eu_reporting-health-check-incremental', 'rate(1 hour)'],
       ]),
     );
-    const silent = (job: string) => alarmsOf(reporting).find((a) => a.AlarmName === `attempt-ops-eu_reporting-P1-job-silent-${job}`);
-    const period = (a: any) => a.Metrics.find((m: any) => m.MetricStat).MetricStat.Period;
-    expect(period(silent('publish-metrics'))).toBe(300);
-    expect(period(silent('refresh-mv'))).toBe(7200);
-    expect(period(silent('health-check'))).toBe(3600);
+    const named = (name: string) => alarmsOf(reporting).find((a) => a.AlarmName === `attempt-ops-eu_reporting-${name}`);
+    const period = (a: any) => a.Period ?? a.Metrics.find((m: any) => m.MetricStat).MetricStat.Period;
+    const window = (name: string) => {
+      const a = named(name);
+      return [period(a), a.EvaluationPeriods, a.DatapointsToAlarm];
+    };
+    // publish-metrics every 5 minutes: "monitoring blind" needs 2 periods (still at least 5 minutes).
+    expect(window('P1-monitoring-blind-publish-metrics')).toEqual([300, 2, 2]);
+    expect(window('P1-job-failing-or-silent-refresh-mv')).toEqual([7200, 2, 2]);
+    expect(window('P1-job-failing-or-silent-health-check')).toEqual([3600, 2, 2]);
+    // The live signals follow publish-metrics' rate: one period per run, 2 of 3.
+    for (const live of ['P1-blocked', 'P1-p99-latency', 'P2-latency-degraded', 'P2-long-running']) {
+      expect(window(live), live).toEqual([300, 3, 2]);
+    }
+    // "job failed" holds for one schedule interval: refresh-mv every 2 hours, 1 of 3 hours.
+    expect(window('P2-job-failed-refresh-mv')).toEqual([3600, 3, 1]);
+    expect(window('P2-job-failed-publish-metrics')).toEqual([300, 2, 1]);
+    expect(window('P2-job-failed-ops')).toEqual([300, 1, 1]);
   });
 
   it('refreshes attempt_mv incrementally when its config says so; the first target keeps the default', () => {

@@ -340,38 +340,55 @@ describe('alarms', () => {
   const db = [{ Name: 'Database', Value: 'prod' }];
 
   // CONTRACT.md section 6, literally: these numbers must not drift, whatever THRESHOLDS says.
-  const CONTRACT: [string, string, string, string, number, number, number, number, string, string, any[]][] = [
+  type Row = [string, string, string, string, number, number, number, number, string, string, any[]];
+  const rds = [{ Name: 'DBInstanceIdentifier', Value: 'exams-prod' }];
+  const CONTRACT: Row[] = [
     // name, metric, statistic, comparison, threshold, period, evaluation periods, datapoints, missing, topic, dimensions
-    ['P0-view-missing', 'attempt_view_exists', 'Minimum', 'LessThanThreshold', 1, 7200, 1, 1, 'breaching', 'critical', db],
+    ['P0-view-missing', 'attempt_view_exists', 'Minimum', 'LessThanThreshold', 1, 7200, 1, 1, 'ignore', 'critical', db],
     ['P0-schema-drift', 'attempt_view_schema_drift', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
     ['P0-view-broken', 'attempt_poison_rows', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
-    ['P1-p99-latency', 'attempt_query_p99_latency', 'Maximum', 'GreaterThanThreshold', 2000, 300, 1, 1, 'ignore', 'critical', db],
-    ['P2-latency-degraded', 'attempt_query_p99_latency', 'Maximum', 'GreaterThanThreshold', 400, 300, 1, 1, 'ignore', 'warning', db],
-    ['P1-connections', 'DatabaseConnections', 'Average', 'GreaterThanThreshold', 100, 300, 1, 1, 'notBreaching', 'critical', [{ Name: 'DBInstanceIdentifier', Value: 'exams-prod' }]],
-    ['P1-cpu', 'CPUUtilization', 'Average', 'GreaterThanThreshold', 80, 60, 5, 5, 'notBreaching', 'critical', [{ Name: 'DBInstanceIdentifier', Value: 'exams-prod' }]],
+    // Live signals: one period per publish-metrics run (every minute), 2 breaching of 3.
+    ['P1-p99-latency', 'attempt_query_p99_latency', 'Maximum', 'GreaterThanThreshold', 2000, 60, 3, 2, 'ignore', 'critical', db],
+    ['P2-latency-degraded', 'attempt_query_p99_latency', 'Maximum', 'GreaterThanThreshold', 400, 60, 3, 2, 'ignore', 'warning', db],
+    ['P1-connections', 'DatabaseConnections', 'Average', 'GreaterThanThreshold', 100, 60, 3, 2, 'missing', 'critical', rds],
+    ['P1-cpu', 'CPUUtilization', 'Average', 'GreaterThanThreshold', 80, 60, 5, 5, 'missing', 'critical', rds],
     ['P1-permissions', 'attempt_permission_missing', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
     ['P1-nulls', 'attempt_null_required_fields', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
     ['P1-orphans', 'attempt_orphan_results', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
-    ['P1-blocked', 'blocked_queries', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
+    ['P1-blocked', 'blocked_queries', 'Maximum', 'GreaterThanThreshold', 0, 60, 3, 2, 'ignore', 'critical', db],
     ['P2-duplicates', 'attempt_duplicate_ids', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'warning', db],
-    ...['exam_results', 'questions', 'attempt_mv'].flatMap((table) => [
+    ...['exam_results', 'questions', 'attempt_mv'].flatMap((table): Row[] => [
       [`P2-stale-statistics-${table}`, 'table_stats_age_hours', 'Maximum', 'GreaterThanThreshold', 168, 300, 1, 1, 'ignore', 'warning', [...db, { Name: 'Table', Value: table }]],
       [`P2-dead-tuples-${table}`, 'table_dead_tuple_ratio', 'Maximum', 'GreaterThanThreshold', 0.1, 300, 1, 1, 'ignore', 'warning', [...db, { Name: 'Table', Value: table }]],
-    ] as [string, string, string, string, number, number, number, number, string, string, any[]][]),
+      [`P2-analyze-due-${table}`, 'table_modified_ratio', 'Maximum', 'GreaterThanThreshold', 0.2, 300, 1, 1, 'ignore', 'warning', [...db, { Name: 'Table', Value: table }]],
+    ]),
     ['P2-mv-stale', 'attempt_mv_staleness_seconds', 'Maximum', 'GreaterThanThreshold', 7200, 300, 1, 1, 'ignore', 'warning', db],
-    ['P2-long-running', 'long_running_queries', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'warning', db],
+    ['P2-long-running', 'long_running_queries', 'Maximum', 'GreaterThanThreshold', 0, 60, 3, 2, 'ignore', 'warning', db],
     ['P3-no-fresh-data', 'attempt_latest_age_seconds', 'Maximum', 'GreaterThanThreshold', 86400, 300, 1, 1, 'ignore', 'info', db],
     ['P1-capture', 'attempt_capture_problems', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
     ['P1-copy-differs', 'attempt_mv_divergent_rows', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
     ['P2-ties', 'attempt_no_tie_groups', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'warning', db],
-    ...(JOBS.map((job) => [`P2-job-failed-${job}`, 'Errors', 'Sum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'warning', [{ Name: 'FunctionName', Value: { fn: job } }]]) as any[]),
+    // Sampled by the hourly health check: one sample, like the other hourly metrics.
+    ['P2-idle-in-transaction', 'idle_in_transaction_sessions', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'warning', db],
+    // job failed: missing data is OK; a scheduled job's window spans one schedule interval.
+    ...([
+      ['health-check', 3600, 2],
+      ['analyze', 3600, 25],
+      ['refresh-mv', 3600, 2],
+      ['publish-metrics', 300, 2],
+      ['bootstrap', 300, 1],
+      ['ops', 300, 1],
+    ] as const).map(([job, period, evals]): Row => [`P2-job-failed-${job}`, 'Errors', 'Sum', 'GreaterThanThreshold', 0, period, evals, 1, 'notBreaching', 'warning', [{ Name: 'FunctionName', Value: { fn: job } }]]),
+    // Heartbeats: Minimum of job_success, empty periods 0 once the job has published.
+    ['P1-monitoring-blind-publish-metrics', 'job_success', 'Minimum', 'LessThanThreshold', 1, 60, 5, 5, 'ignore', 'critical', [...db, { Name: 'Job', Value: 'publish-metrics' }]],
     ...([
       ['health-check', 3600],
       ['refresh-mv', 3600],
-      ['publish-metrics', 60],
       ['analyze', 86400],
-    ].map(([job, period]) => [`P1-job-silent-${job}`, 'job_success', 'SampleCount', 'LessThanThreshold', 1, period, 2, 2, 'breaching', 'critical', [...db, { Name: 'Job', Value: job }]]) as any[]),
+    ] as const).map(([job, period]): Row => [`P1-job-failing-or-silent-${job}`, 'job_success', 'Minimum', 'LessThanThreshold', 1, period, 2, 2, 'ignore', 'critical', [...db, { Name: 'Job', Value: job }]]),
   ];
+  /** The alarms that count an empty period as breaching, through the armed FILL. */
+  const FILLED = /^P[01]-(view-missing|monitoring-blind|job-failing-or-silent)/;
 
   it('covers every row of CONTRACT section 6 (the optional one is off by default)', () => {
     const names = alarms().map((a) => a.AlarmName.replace('attempt-ops-prod-', ''));
@@ -399,11 +416,18 @@ describe('alarms', () => {
     // ALARM and OK go to the same topic, so PagerDuty resolves what it opened.
     expect(a.AlarmActions).toEqual([{ Ref: topicId(topic) }]);
     expect(a.OKActions).toEqual([{ Ref: topicId(topic) }]);
+    // An AWS/RDS metric that never arrives (or stops) shows as INSUFFICIENT_DATA, mailed to info.
+    if (w.ns === 'AWS/RDS') expect(a.InsufficientDataActions).toEqual([{ Ref: topicId('info') }]);
+    else expect(a.InsufficientDataActions).toBeUndefined();
     expect(a.ActionsEnabled).toBe(true);
-    // Silence is judged per period: empty periods are filled with 0.
-    if (missing === 'breaching') expect(w.expression).toBe('FILL(m, 0)');
+    // Silence is judged per period (empty periods are 0), and only once the metric has a datapoint.
+    if (FILLED.test(name)) expect(w.expression).toBe('IF(DATAPOINT_COUNT(m) > 0, FILL(m, 0))');
     else expect(w.expression).toBeUndefined();
     expect(a.AlarmDescription).toMatch(new RegExp(`^\\[${name.slice(0, 2)}\\] `));
+  });
+
+  it('treats no missing data as breaching: a fresh deploy, before the first runs publish, cannot page', () => {
+    for (const a of alarms()) expect(a.TreatMissingData, a.AlarmName).not.toBe('breaching');
   });
 
   it('names the runbook section in every description', () => {
@@ -452,7 +476,7 @@ describe('paging', () => {
 });
 
 describe('dashboard', () => {
-  it('shows latency with the 2000 ms line, connections, CPU, data quality, MV staleness, jobs and alarm status', () => {
+  it('shows latency with the 2000 ms line, connections, CPU, data quality, MV staleness, sessions, table statistics with the 20 % line, jobs and alarm status', () => {
     const [[, d]] = resourcesOf(t, 'AWS::CloudWatch::Dashboard') as [[string, any]];
     expect(d.DashboardName).toBe('attempt-ops-prod');
     const body = JSON.stringify(d.DashboardBody);
@@ -460,6 +484,7 @@ describe('dashboard', () => {
       'attempt_query_p99_latency', '"value\\":2000', 'DatabaseConnections', 'CPUUtilization', 'attempt_poison_rows',
       'attempt_null_required_fields', 'attempt_orphan_results', 'attempt_duplicate_ids', 'attempt_mv_staleness_seconds',
       'attempt_no_tie_groups', 'attempt_mv_divergent_rows', 'attempt_capture_problems',
+      'blocked_queries', 'idle_in_transaction_sessions', 'long_running_queries', 'table_modified_ratio', '"value\\":0.2',
       '\\"Duration\\"', '\\"Errors\\"', '\\"type\\":\\"alarm\\"',
     ]) {
       expect(body, needle).toContain(needle);
