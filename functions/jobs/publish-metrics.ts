@@ -27,7 +27,17 @@ export interface PublishMetricsOptions {
   dryRun?: boolean;
 }
 
-export const PUBLISH_METRICS_CHECKS: readonly CheckName[] = ['connections', 'blocking', 'long_running', 'query_latency', 'mv_staleness'];
+/**
+ * Every minute: the live signals, and the P0 and P1 checks, so that a dropped view, schema drift
+ * or a poison row pages within minutes, not at the next hourly run (CONTRACT section 6's bounds).
+ * The catalog checks cost a few catalog reads; the data-quality ones read only the rows changed
+ * since the hourly run's cursor and the open findings (changesOnly: without the change capture
+ * they leave the reading to the hourly run instead of scanning a day of rows every minute).
+ */
+export const PUBLISH_METRICS_CHECKS: readonly CheckName[] = [
+  'view_exists', 'view_schema', 'view_queryable', 'permissions', 'required_nulls', 'orphan_results',
+  'connections', 'blocking', 'idle_in_transaction', 'long_running', 'query_latency', 'mv_staleness', 'capture', 'mv_fidelity',
+];
 
 /** The key of our pg_stat_statements sample in metric_state. */
 export const STATEMENTS_STATE_NAME = 'pg_stat_statements:attempt';
@@ -170,7 +180,7 @@ export async function runPublishMetrics(deps: JobDeps, options: PublishMetricsOp
   const dryRun = options.dryRun === true;
 
   // dryRun here only means "do not record a health-check run": these are not the hourly checks.
-  const health = await runHealthCheck(deps, { checks: PUBLISH_METRICS_CHECKS, dryRun: true });
+  const health = await runHealthCheck(deps, { checks: PUBLISH_METRICS_CHECKS, dryRun: true, changesOnly: true });
   const statuses: Status[] = [];
   const notes: string[] = [];
   const actions: ActionReport[] = health.checks.map((c) => {

@@ -4,10 +4,15 @@ import { runBootstrap } from '../../functions/jobs/bootstrap.ts';
 import { executeJob } from '../../functions/jobs/execute.ts';
 import { runPublishMetrics } from '../../functions/jobs/publish-metrics.ts';
 import { silentLogger } from '../../functions/runtime/log.ts';
-import { createTestDatabase, seedClean, type TestDatabase } from '../support/db.ts';
+import { createTestDatabase, insertResult, seedClean, type TestDatabase } from '../support/db.ts';
+import { runHealthCheck } from '../../functions/jobs/health-check.ts';
 import { jobDeps, recordingSink } from './helpers.ts';
 
 const LIVE_METRICS = ['long_running_queries', 'database_connections', 'attempt_query_p99_latency', 'blocked_queries', 'attempt_mv_staleness_seconds'];
+/** The P0 and P1 catalog facts, and the idle transactions, every minute too. */
+const FAST_METRICS = ['attempt_view_exists', 'attempt_view_schema_drift', 'attempt_permission_missing', 'idle_in_transaction_sessions'];
+/** Where bootstrap installed the change capture. */
+const CAPTURE_METRICS = ['attempt_capture_problems', 'attempt_mv_divergent_rows'];
 
 /** Queries as the application runs them: as the app role, not as attempt-ops' own role. */
 async function appQueries(db: TestDatabase, n: { view: number; mv: number; other: number }): Promise<void> {
@@ -45,7 +50,9 @@ describe('publish-metrics with pg_stat_statements', () => {
     const report = await runPublishMetrics(jobDeps(pool));
     // Assess
     expect(report).toMatchObject({ version: 1, job: 'publish-metrics', target: 'test', status: 'ok', dryRun: false });
-    expect(report.metrics.map((m) => m.name).sort()).toEqual([...LIVE_METRICS].sort());
+    // No health check has read the change log yet: the data-quality checks are the hourly run's.
+    expect(report.metrics.map((m) => m.name).sort()).toEqual([...LIVE_METRICS, ...FAST_METRICS, ...CAPTURE_METRICS].sort());
+    expect(report.actions.find((a) => a.object === 'attempt_poison_rows')).toMatchObject({ outcome: 'skipped', message: expect.stringMatching(/the hourly health check reads these rows/) });
     for (const m of report.metrics) expect(m.dimensions).toEqual({ Database: 'test' });
     expect(report.metrics.find((m) => m.name === 'attempt_query_p99_latency')?.unit).toBe('Milliseconds');
     expect(report.metrics.find((m) => m.name === 'attempt_mv_staleness_seconds')?.unit).toBe('Seconds');
@@ -69,10 +76,22 @@ describe('publish-metrics with pg_stat_statements', () => {
     expect(byName.get('attempt_query_count')).toEqual({ name: 'attempt_query_count', value: 5, unit: 'Count', dimensions: { Database: 'test' } });
     expect(byName.get('attempt_query_mean_ms')).toMatchObject({ unit: 'Milliseconds', dimensions: { Database: 'test' } });
     expect(byName.get('attempt_query_mean_ms')!.value).toBeGreaterThan(0);
-    expect(report.metrics.map((m) => m.name).sort()).toEqual([...LIVE_METRICS, 'attempt_query_count', 'attempt_query_mean_ms'].sort());
+    expect(report.metrics.map((m) => m.name).sort()).toEqual([...LIVE_METRICS, ...FAST_METRICS, ...CAPTURE_METRICS, 'attempt_query_count', 'attempt_query_mean_ms'].sort());
     expect(sink.calls).toHaveLength(1);
     expect(sink.calls[0]).toEqual([...report.metrics, { name: 'job_success', value: 1, unit: 'Count', dimensions: { Database: 'test', Job: 'publish-metrics' } }]);
     expect(report.durationMs).toBeLessThan(1000);
+  });
+
+  it('publishes a poison row within a minute of its write, once a health check has read the change log', async () => {
+    // Prepare: the hourly check registers its cursor; publish-metrics reads the changes since it.
+    await runHealthCheck(jobDeps(pool));
+    await insertResult(db.admin, { id: 8801, student: 'legacy-8801', json: { questionId: '1.5' }, at: '2026-01-01T00:00:00Z' });
+    // Act
+    const report = await runPublishMetrics(jobDeps(pool));
+    // Assess: old as the row is, it is a change, and every data-quality metric of the P0 and P1 checks goes out.
+    expect(report.metrics).toContainEqual(expect.objectContaining({ name: 'attempt_poison_rows', value: 1 }));
+    for (const name of ['attempt_null_required_fields', 'attempt_orphan_results']) expect(report.metrics.map((m) => m.name)).toContain(name);
+    await db.admin.query('DELETE FROM exam_results WHERE id = 8801');
   });
 
   it('a dry run computes the delta but keeps no sample and publishes nothing', async () => {
@@ -126,7 +145,7 @@ describe('publish-metrics without pg_stat_statements', () => {
     const report = await runPublishMetrics(jobDeps(db.pool()));
     // Assess
     expect(report.status).toBe('ok');
-    expect(report.metrics.map((m) => m.name).sort()).toEqual(LIVE_METRICS.filter((m) => m !== 'attempt_mv_staleness_seconds').sort());
+    expect(report.metrics.map((m) => m.name).sort()).toEqual([...LIVE_METRICS.filter((m) => m !== 'attempt_mv_staleness_seconds'), ...FAST_METRICS].sort());
     expect(report.notes).toContain('attempt_query_count and attempt_query_mean_ms skipped: pg_stat_statements is not installed in this database (CREATE EXTENSION pg_stat_statements)');
     expect(report.actions.find((a) => a.object === 'attempt_mv_staleness_seconds')).toMatchObject({ outcome: 'skipped' });
   });

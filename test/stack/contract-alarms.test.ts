@@ -153,9 +153,8 @@ describe('contract alarms', () => {
   });
 
   it('need 2 breaching datapoints of 3 for the live signals, one period per publish-metrics run', () => {
-    const live = ALL_ALARM_SPECS.filter((s) => s.cadence === LIVE_SIGNAL_PUBLISHER);
-    // idle_in_transaction is sampled by the hourly health check only, so it is not (yet) one of them.
-    expect(live.map((s) => s.id).sort()).toEqual(['blocked', 'latency-degraded', 'long-running', 'p99-latency']);
+    const live = ALL_ALARM_SPECS.filter((s) => s.cadence === LIVE_SIGNAL_PUBLISHER && s.datapointsToAlarm > 1);
+    expect(live.map((s) => s.id).sort()).toEqual(['blocked', 'idle-in-transaction', 'latency-degraded', 'long-running', 'p99-latency']);
     for (const s of live) {
       expect(s, s.id).toMatchObject({ period: 'schedule', statistic: 'Maximum', evaluationPeriods: 3, datapointsToAlarm: 2, treatMissingData: 'ignore' });
       expect(alarmWindow(s, { publishMetrics: 1 }), s.id).toEqual({ period: 60, evaluationPeriods: 3, datapointsToAlarm: 2 });
@@ -172,9 +171,19 @@ describe('contract alarms', () => {
     }
   });
 
+  it('page the P0 and P1 facts on one datapoint of every publish-metrics run, within P0\'s 5 minutes', () => {
+    const fast = ALL_ALARM_SPECS.filter((s) => s.cadence === LIVE_SIGNAL_PUBLISHER && s.datapointsToAlarm === 1);
+    expect(fast.map((s) => s.id).sort()).toEqual(['capture', 'copy-differs', 'nulls', 'orphans', 'permissions', 'schema-drift', 'view-broken']);
+    for (const s of fast) {
+      expect(['P0', 'P1']).toContain(s.severity);
+      expect(alarmWindow(s, { publishMetrics: 1 }), s.id).toEqual({ period: 60, evaluationPeriods: 1, datapointsToAlarm: 1 });
+    }
+    // view missing: any 0 in ten minutes, or ten minutes without a sample.
+    expect(spec('view-missing')).toMatchObject({ period: 600, statistic: 'Minimum', fillMissingWith: 0, severity: 'P0' });
+  });
+
   it('keep the alarms on hourly health-check metrics to one sample, within P2\'s 80 minutes', () => {
     // An hourly sample lands in one five-minute period; 2 of 3 of them would need two hours.
-    expect(spec('idle-in-transaction')).toMatchObject({ period: 300, evaluationPeriods: 1, datapointsToAlarm: 1, treatMissingData: 'ignore', severity: 'P2' });
     expect(spec('analyze-due')).toMatchObject({ period: 300, evaluationPeriods: 1, datapointsToAlarm: 1, treatMissingData: 'ignore', severity: 'P2' });
     const hourly = SCHEDULES.find((x) => x.id === 'health-check-incremental')!.defaultRateMinutes * 60;
     expect(hourly + 300 + 60).toBeLessThanOrEqual(80 * 60);

@@ -344,17 +344,18 @@ describe('alarms', () => {
   const rds = [{ Name: 'DBInstanceIdentifier', Value: 'exams-prod' }];
   const CONTRACT: Row[] = [
     // name, metric, statistic, comparison, threshold, period, evaluation periods, datapoints, missing, topic, dimensions
-    ['P0-view-missing', 'attempt_view_exists', 'Minimum', 'LessThanThreshold', 1, 7200, 1, 1, 'ignore', 'critical', db],
-    ['P0-schema-drift', 'attempt_view_schema_drift', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
-    ['P0-view-broken', 'attempt_poison_rows', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
+    // P0 and P1 facts: sampled by every publish-metrics run (every minute), one datapoint pages.
+    ['P0-view-missing', 'attempt_view_exists', 'Minimum', 'LessThanThreshold', 1, 600, 1, 1, 'ignore', 'critical', db],
+    ['P0-schema-drift', 'attempt_view_schema_drift', 'Maximum', 'GreaterThanThreshold', 0, 60, 1, 1, 'ignore', 'critical', db],
+    ['P0-view-broken', 'attempt_poison_rows', 'Maximum', 'GreaterThanThreshold', 0, 60, 1, 1, 'ignore', 'critical', db],
     // Live signals: one period per publish-metrics run (every minute), 2 breaching of 3.
     ['P1-p99-latency', 'attempt_query_p99_latency', 'Maximum', 'GreaterThanThreshold', 2000, 60, 3, 2, 'ignore', 'critical', db],
     ['P2-latency-degraded', 'attempt_query_p99_latency', 'Maximum', 'GreaterThanThreshold', 400, 60, 3, 2, 'ignore', 'warning', db],
     ['P1-connections', 'DatabaseConnections', 'Average', 'GreaterThanThreshold', 100, 60, 3, 2, 'missing', 'critical', rds],
     ['P1-cpu', 'CPUUtilization', 'Average', 'GreaterThanThreshold', 80, 60, 5, 5, 'missing', 'critical', rds],
-    ['P1-permissions', 'attempt_permission_missing', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
-    ['P1-nulls', 'attempt_null_required_fields', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
-    ['P1-orphans', 'attempt_orphan_results', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
+    ['P1-permissions', 'attempt_permission_missing', 'Maximum', 'GreaterThanThreshold', 0, 60, 1, 1, 'ignore', 'critical', db],
+    ['P1-nulls', 'attempt_null_required_fields', 'Maximum', 'GreaterThanThreshold', 0, 60, 1, 1, 'ignore', 'critical', db],
+    ['P1-orphans', 'attempt_orphan_results', 'Maximum', 'GreaterThanThreshold', 0, 60, 1, 1, 'ignore', 'critical', db],
     ['P1-blocked', 'blocked_queries', 'Maximum', 'GreaterThanThreshold', 0, 60, 3, 2, 'ignore', 'critical', db],
     ['P2-duplicates', 'attempt_duplicate_ids', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'warning', db],
     ...['exam_results', 'questions', 'attempt_mv'].flatMap((table): Row[] => [
@@ -365,11 +366,11 @@ describe('alarms', () => {
     ['P2-mv-stale', 'attempt_mv_staleness_seconds', 'Maximum', 'GreaterThanThreshold', 7200, 300, 1, 1, 'ignore', 'warning', db],
     ['P2-long-running', 'long_running_queries', 'Maximum', 'GreaterThanThreshold', 0, 60, 3, 2, 'ignore', 'warning', db],
     ['P3-no-fresh-data', 'attempt_latest_age_seconds', 'Maximum', 'GreaterThanThreshold', 86400, 300, 1, 1, 'ignore', 'info', db],
-    ['P1-capture', 'attempt_capture_problems', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
-    ['P1-copy-differs', 'attempt_mv_divergent_rows', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'critical', db],
+    ['P1-capture', 'attempt_capture_problems', 'Maximum', 'GreaterThanThreshold', 0, 60, 1, 1, 'ignore', 'critical', db],
+    ['P1-copy-differs', 'attempt_mv_divergent_rows', 'Maximum', 'GreaterThanThreshold', 0, 60, 1, 1, 'ignore', 'critical', db],
     ['P2-ties', 'attempt_no_tie_groups', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'warning', db],
-    // Sampled by the hourly health check: one sample, like the other hourly metrics.
-    ['P2-idle-in-transaction', 'idle_in_transaction_sessions', 'Maximum', 'GreaterThanThreshold', 0, 300, 1, 1, 'ignore', 'warning', db],
+    // A live signal, sampled by publish-metrics: 2 of 3.
+    ['P2-idle-in-transaction', 'idle_in_transaction_sessions', 'Maximum', 'GreaterThanThreshold', 0, 60, 3, 2, 'ignore', 'warning', db],
     // job failed: missing data is OK; a scheduled job's window spans one schedule interval.
     ...([
       ['health-check', 3600, 2],
