@@ -81,7 +81,8 @@ export async function measureWriters(url: string, opts: { clients?: number[]; pe
   await prepare(url);
   const runs: WriterRun[] = [];
   try {
-    for (const clients of opts.clients ?? [2, 4]) runs.push(await measureAt(url, clients, opts.perClient ?? 500, opts.rounds ?? 7));
+    // Rounds of about a second or more: shorter ones measured the machine's noise more than the trigger.
+  for (const clients of opts.clients ?? [2, 4]) runs.push(await measureAt(url, clients, opts.perClient ?? 1500, opts.rounds ?? 7));
   } finally {
     const c = new pg.Client({ connectionString: url });
     await c.connect();
