@@ -12,6 +12,7 @@ import { RUNBOOK_QUERIES } from '../../bench/health.ts';
 import { describeMachine, renderMarkdown, targetRows } from '../../bench/report.ts';
 import { defaultSettings, measureBundles, measureDatabase, type BenchResult } from '../../bench/run.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { measureWriters, renderWriters } from '../../bench/writers.ts';
 
 const ROWS = 2000;
 
@@ -134,5 +135,26 @@ describe('bundle composition', () => {
     expect(packageOf('node_modules/@middy/core/index.js')).toBe('@middy/core');
     expect(packageOf('node_modules/a/node_modules/pg-protocol/dist/parser.js')).toBe('pg-protocol');
     expect(packageOf('functions/jobs/health-check.ts')).toBe('functions');
+  });
+});
+
+describe('the writers bench', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db?.drop());
+
+  it('inserts through both schemas, the captured one logging every statement, and reports each client count', async () => {
+    const figures = await measureWriters(db.url, { clients: [2], perClient: 10, rounds: 1 });
+    expect(figures.runs).toEqual([expect.objectContaining({ clients: 2, insertsPerRound: 20, rounds: 1 })]);
+    expect(figures.runs[0]!.ratio).toBeCloseTo(figures.runs[0]!.withMs / figures.runs[0]!.withoutMs, 6);
+    // The schemas are gone, and the captured side's statements were logged while it existed.
+    expect((await db.admin.query(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname LIKE 'bench_writers_%'`)).rows[0].n).toBe(0);
+    const logged = await db.admin.query(`SELECT source_schema, count(*)::int AS n FROM attempt_ops.attempt_changes WHERE students IS NOT NULL GROUP BY 1`);
+    // One log row per INSERT statement on the captured side (warm-up included), none for the plain one.
+    expect(logged.rows).toEqual([{ source_schema: 'bench_writers_captured', n: 2 * 50 + 20 }]);
+    const md = renderWriters(figures);
+    expect(md).toMatch(/\| 2 \| 20 \| \d+ µs \| \d+ µs \| \*\*\d+\.\d\dx\*\* \|/);
   });
 });
