@@ -154,6 +154,20 @@ END
 $f$`;
 }
 
+/** The start of a reader of the log: who may read as that consumer, and its previous snapshot. */
+function readCursorSql(): string {
+  return `DECLARE
+  previous pg_snapshot;
+BEGIN
+  IF NOT ${OPS}.capture_may_consume(p_consumer) THEN
+    RAISE EXCEPTION 'role % may not read the change log as %', session_user, p_consumer USING ERRCODE = '${DENIED}';
+  END IF;
+  SELECT c.snapshot INTO previous FROM ${CURSORS} c WHERE c.consumer = p_consumer AND c.source_schema = p_schema;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'the % cursor of the change log for schema % is not registered', p_consumer, p_schema USING ERRCODE = '55000';
+  END IF;`;
+}
+
 /**
  * The changes this transaction sees and the consumer's previous snapshot did not, and the cursor
  * moved to this transaction's snapshot. Run it in a REPEATABLE READ transaction, so that what the
@@ -164,16 +178,7 @@ function consumeSql(): string {
   return `CREATE OR REPLACE FUNCTION ${OPS}.capture_consume(p_consumer text, p_schema text)
 RETURNS TABLE (students text[], question_ids integer[], full_rebuild boolean, reason text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
-DECLARE
-  previous pg_snapshot;
-BEGIN
-  IF NOT ${OPS}.capture_may_consume(p_consumer) THEN
-    RAISE EXCEPTION 'role % may not read the change log as %', session_user, p_consumer USING ERRCODE = '${DENIED}';
-  END IF;
-  SELECT c.snapshot INTO previous FROM ${CURSORS} c WHERE c.consumer = p_consumer AND c.source_schema = p_schema;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'the % cursor of the change log for schema % is not registered', p_consumer, p_schema USING ERRCODE = '55000';
-  END IF;
+${readCursorSql()}
   RETURN QUERY
     SELECT l.students, l.question_ids, l.full_rebuild, l.reason FROM ${CHANGES} l
      WHERE l.source_schema = p_schema AND l.xid >= pg_snapshot_xmin(previous)
@@ -194,16 +199,7 @@ function peekSql(): string {
   return `CREATE OR REPLACE FUNCTION ${OPS}.capture_peek(p_consumer text, p_schema text)
 RETURNS TABLE (snapshot text, students text[], null_student boolean, question_ids integer[], full_rebuild boolean, reasons text, batches integer)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
-DECLARE
-  previous pg_snapshot;
-BEGIN
-  IF NOT ${OPS}.capture_may_consume(p_consumer) THEN
-    RAISE EXCEPTION 'role % may not read the change log as %', session_user, p_consumer USING ERRCODE = '${DENIED}';
-  END IF;
-  SELECT c.snapshot INTO previous FROM ${CURSORS} c WHERE c.consumer = p_consumer AND c.source_schema = p_schema;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'the % cursor of the change log for schema % is not registered', p_consumer, p_schema USING ERRCODE = '55000';
-  END IF;
+${readCursorSql()}
   RETURN QUERY
     WITH l AS (SELECT * FROM ${CHANGES} x WHERE x.source_schema = p_schema AND x.xid >= pg_snapshot_xmin(previous)
                  AND NOT pg_visible_in_snapshot(x.xid, previous))

@@ -6,8 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runBootstrap } from '../../functions/jobs/bootstrap.ts';
 import { runHealthCheck } from '../../functions/jobs/health-check.ts';
-import { createTestDatabase, insertResult, seedClean, type TestDatabase } from '../support/db.ts';
-import { referenceTablesSql, v1ViewSql } from '../../functions/sql/reference.ts';
+import { createTestDatabase, insertResult, resetToClean, type TestDatabase } from '../support/db.ts';
 import { holdLock, jobDeps } from '../jobs/helpers.ts';
 
 const DAY = 24 * 3600 * 1000;
@@ -22,10 +21,7 @@ describe('change-driven scope', () => {
   });
   afterAll(async () => db?.drop());
   beforeEach(async () => {
-    await db.admin.query(`DROP SCHEMA IF EXISTS attempt_ops CASCADE; DROP SCHEMA public CASCADE; CREATE SCHEMA public`);
-    await db.admin.query(referenceTablesSql('public'));
-    await db.admin.query(v1ViewSql('public'));
-    await seedClean(db.admin);
+    await resetToClean(db.admin);
     expect((await runBootstrap(deps(), { apply: true })).status).toBe('ok');
     // The first run with the capture registers its cursor (and reads recent rows); from the second on, changes.
     await check();

@@ -13,17 +13,14 @@ import { divergenceSql } from '../../functions/sql/incremental.ts';
 import { referenceTablesSql, v1ViewSql } from '../../functions/sql/reference.ts';
 import { attemptMvSql, opsSchemaSql } from '../../functions/sql/ops-schema.ts';
 import { installCapture } from '../../functions/jobs/incremental/capture-install.ts';
-import { createTestDatabase, ensureRole, seedClean, type TestDatabase } from '../support/db.ts';
+import { createTestDatabase, ensureRole, resetToClean, seedClean, type TestDatabase } from '../support/db.ts';
 import { count, jobDeps } from './helpers.ts';
 
 /** Rows that differ between the view and the copy, ties as multisets. */
 const DIVERGENT = `SELECT divergent AS n FROM (${divergenceSql('SELECT * FROM attempt', 'SELECT * FROM attempt_mv')}) d`;
 
 async function fresh(db: TestDatabase): Promise<void> {
-  await db.admin.query(`DROP SCHEMA IF EXISTS attempt_ops CASCADE; DROP SCHEMA public CASCADE; CREATE SCHEMA public; GRANT USAGE ON SCHEMA public TO PUBLIC`);
-  await db.admin.query(referenceTablesSql('public'));
-  await db.admin.query(v1ViewSql('public'));
-  await seedClean(db.admin);
+  await resetToClean(db.admin);
   const report = await runBootstrap(jobDeps(db.pool()), { apply: true });
   expect(report.status).toBe('ok');
   await runRefresh(jobDeps(db.pool('refresh-mv')), { mode: 'incremental' });
@@ -277,10 +274,7 @@ describe('converting to the table-backed copy', () => {
   afterAll(async () => db?.drop());
   beforeEach(async () => {
     // A database as an earlier version left it: attempt_mv a materialized view, no capture, no student index.
-    await db.admin.query(`DROP SCHEMA IF EXISTS attempt_ops CASCADE; DROP SCHEMA public CASCADE; CREATE SCHEMA public`);
-    await db.admin.query(referenceTablesSql('public'));
-    await db.admin.query(v1ViewSql('public'));
-    await seedClean(db.admin);
+    await resetToClean(db.admin);
     await db.admin.query(opsSchemaSql());
     await db.admin.query(attemptMvSql('public'));
     await db.admin.query('REFRESH MATERIALIZED VIEW attempt_mv');
