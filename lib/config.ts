@@ -23,7 +23,7 @@ const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'must be a
 
 /**
  * A schedule rate: "1 minute", "5 minutes", "1 hour", "1 day". Parsed to minutes. At most one
- * day, because the "job silent" alarm's period is the rate and it looks at two periods.
+ * day, because the "job failing or silent" alarm's period is the rate and it looks at two periods.
  */
 const rate = z
   .string()

@@ -4,9 +4,9 @@
  * its strict payload ({ "apply": true }), so this function translates: it invokes bootstrap
  * synchronously with exactly that payload and fails the deployment when bootstrap fails.
  *
- * Then it starts one run of each scheduled job (asynchronously, with its schedule's payload). The
- * heartbeat alarms treat silence as breaching; without these first runs a fresh deploy would page
- * "job silent" until the slowest schedule (analyze, daily) first fired.
+ * Then it starts one run of each scheduled job (asynchronously, with its schedule's payload), so
+ * the heartbeat alarms get their first datapoint soon: until then they stay in INSUFFICIENT_DATA
+ * (they count silence only after a first datapoint), which pages nobody but shows on the dashboard.
  */
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import * as z from 'zod/mini';
