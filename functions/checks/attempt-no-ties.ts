@@ -26,8 +26,8 @@ export interface TieSample {
  */
 export const attemptNoTies: HealthCheck = {
   spec: CHECK_SPECS.attempt_no_ties,
-  async measure({ db, schema, since, changes, scopeFallback, facts }) {
-    const src = sourceRowsSql({ schema, since, changes, serverVersion: facts.serverVersion });
+  async measure({ db, schema, since, changes, alsoStudents, scopeFallback, facts }) {
+    const src = sourceRowsSql({ schema, since, changes, alsoStudents, serverVersion: facts.serverVersion });
     const { rows } = await db.query<{ pairs: string; tie_groups: string; tied_rows: string; sample: TieSample[] | null; found: [string | null, number][] | null }>(
       `WITH s AS (${src.sql}),
        ties AS (

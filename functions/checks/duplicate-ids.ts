@@ -10,8 +10,8 @@ import { MAX_FOUND_STUDENTS } from '../sql/findings.ts';
  */
 export const duplicateIds: HealthCheck = {
   spec: CHECK_SPECS.duplicate_ids,
-  async measure({ db, schema, since, changes, scopeFallback, facts }) {
-    const src = sourceRowsSql({ schema, since, changes, serverVersion: facts.serverVersion });
+  async measure({ db, schema, since, changes, alsoStudents, scopeFallback, facts }) {
+    const src = sourceRowsSql({ schema, since, changes, alsoStudents, serverVersion: facts.serverVersion });
     const { rows } = await db.query<{ surplus: string; id_groups: string; pair_groups: string; sample: string[] | null; found: [string | null, number][] | null }>(
       `WITH s AS (${src.sql}),
        ids AS (

@@ -7,8 +7,8 @@ import { MAX_FOUND_STUDENTS } from '../sql/findings.ts';
 /** Runbook section 4: a questionId with no questions row silently drops the result from the view. */
 export const orphanResults: HealthCheck = {
   spec: CHECK_SPECS.orphan_results,
-  async measure({ db, schema, since, changes, scopeFallback, facts }) {
-    const src = sourceRowsSql({ schema, since, changes, serverVersion: facts.serverVersion });
+  async measure({ db, schema, since, changes, alsoStudents, scopeFallback, facts }) {
+    const src = sourceRowsSql({ schema, since, changes, alsoStudents, serverVersion: facts.serverVersion });
     const { rows } = await db.query<{ orphans: string; question_ids: number[] | null; sample: string[] | null; found: [string | null, number][] | null }>(
       `WITH o AS (
          SELECT s.id, s.safe_qid, s.student_id FROM (${src.sql}) s

@@ -10,8 +10,8 @@ import { MAX_FOUND_STUDENTS } from '../sql/findings.ts';
  */
 export const requiredNulls: HealthCheck = {
   spec: CHECK_SPECS.required_nulls,
-  async measure({ db, schema, since, changes, scopeFallback, facts }) {
-    const src = sourceRowsSql({ schema, since, changes, serverVersion: facts.serverVersion });
+  async measure({ db, schema, since, changes, alsoStudents, scopeFallback, facts }) {
+    const src = sourceRowsSql({ schema, since, changes, alsoStudents, serverVersion: facts.serverVersion });
     const { rows } = await db.query<Record<string, string | string[] | null>>(
       `WITH v AS (
          SELECT s.id AS exam_result_id, s.student_id AS raw_student, (s.id IS NULL OR q.item_id IS NULL) AS null_id, s.student_id IS NULL AS null_student_id,

@@ -48,6 +48,8 @@ export interface SourceWindow {
   serverVersion: number;
   /** The changed rows, when the change capture says which: replaces `since`. */
   changes?: ChangeScope | null;
+  /** With `since`: these students' rows too (the open findings). */
+  alsoStudents?: { students: string[]; nullStudent: boolean } | null;
 }
 
 /**
@@ -62,6 +64,12 @@ export function windowFilter(w: SourceWindow, alias = 'er'): { sql: string; para
       sql: `(${alias}.student_id = ANY ($1::text[]) OR ($2::boolean AND ${alias}.student_id IS NULL)
              OR (cardinality($3::int[]) > 0 AND ${qid} = ANY ($3::int[])))`,
       params: [w.changes.students, w.changes.nullStudent, w.changes.questionIds],
+    };
+  }
+  if (w.since && w.alsoStudents && (w.alsoStudents.students.length > 0 || w.alsoStudents.nullStudent)) {
+    return {
+      sql: `(${alias}.completed_at >= $1 OR ${alias}.student_id = ANY ($2::text[]) OR ($3::boolean AND ${alias}.student_id IS NULL))`,
+      params: [w.since, w.alsoStudents.students, w.alsoStudents.nullStudent],
     };
   }
   return w.since ? { sql: `${alias}.completed_at >= $1`, params: [w.since] } : { sql: 'true', params: [] };

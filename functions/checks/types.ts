@@ -51,6 +51,8 @@ export interface CheckContext {
   changes?: ChangeScope | null;
   /** Why the checks read recent rows although incremental scope asked for the changed ones. */
   scopeFallback?: string | null;
+  /** With `since`: the open findings' students, re-read whatever their rows' age. */
+  alsoStudents?: { students: string[]; nullStudent: boolean } | null;
   now: Date;
   facts: DatabaseFacts;
   settings: CheckSettings;

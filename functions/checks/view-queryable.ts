@@ -12,9 +12,9 @@ import { MAX_FOUND_STUDENTS } from '../sql/findings.ts';
  */
 export const viewQueryable: HealthCheck = {
   spec: CHECK_SPECS.view_queryable,
-  async measure({ db, schema, since, changes, scopeFallback, facts }) {
+  async measure({ db, schema, since, changes, alsoStudents, scopeFallback, facts }) {
     const v = facts.serverVersion;
-    const f = windowFilter({ schema, since, changes, serverVersion: v });
+    const f = windowFilter({ schema, since, changes, alsoStudents, serverVersion: v });
     const validQid = validIntSql(RAW.questionId, v);
     const { rows } = await db.query<{ bad_qid: string; bad_rt: string; sample: string[] | null; found: [string | null, number][] | null }>(
       `WITH src AS (

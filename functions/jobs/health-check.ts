@@ -15,7 +15,7 @@ import { inTransaction } from '../db/pool.ts';
 import { JOB_RUNS } from '../sql/ops-schema.ts';
 import { JOB_RUN_RECORD_SQL } from '../sql/audit.ts';
 import type { JobDeps } from './deps.ts';
-import { advanceScope, captureScope, findingsKept } from './health-scope.ts';
+import { advanceScope, captureScope, findingsKept, openFindingStudents } from './health-scope.ts';
 import { FINDINGS_MERGE_SQL } from '../sql/findings.ts';
 
 export interface HealthCheckOptions {
@@ -158,8 +158,12 @@ export async function runHealthCheck(deps: JobDeps, options: HealthCheckOptions 
   const since = scope === 'full' || changes ? null : await incrementalSince(deps, facts, startedAt).catch((err) => {
     throw classifyDbError(err);
   });
+  // Reading recent rows instead of the changes: the open findings' rows are re-read all the same,
+  // so a defect found earlier is neither forgotten nor resolved by a run that did not look at it.
+  const keeps = scope === 'incremental' && wantsData && !changes && (await findingsKept(deps));
+  const alsoStudents = keeps && since ? await openFindingStudents(deps) : null;
   const ctx: Omit<CheckContext, 'db'> = {
-    schema: deps.schema, appRole: deps.appRole, target: deps.target, scope, since, changes, scopeFallback: capture?.fallback ?? null,
+    schema: deps.schema, appRole: deps.appRole, target: deps.target, scope, since, changes, alsoStudents, scopeFallback: capture?.fallback ?? null,
     now: startedAt, facts, settings: { ...DEFAULT_SETTINGS, ...options.settings },
   };
   // Findings are remembered where the run knows exactly which rows it re-read: every row, or the changed ones.
@@ -167,9 +171,11 @@ export async function runHealthCheck(deps: JobDeps, options: HealthCheckOptions 
     ? null
     : changes
       ? { full: false, students: changes.students, nullStudent: changes.nullStudent }
-      : scope === 'full' && wantsData && (await findingsKept(deps))
+      : (scope === 'full' && wantsData && (await findingsKept(deps))) || (keeps && !since)
         ? { full: true, students: [], nullStudent: false }
-        : null;
+        : alsoStudents
+          ? { full: false, students: alsoStudents.students, nullStudent: alsoStudents.nullStudent }
+          : null;
   deps.log?.info('health check started', { scope, since: since?.toISOString() ?? 'every row', checks: names.length });
 
   const outcomes = new Array<Awaited<ReturnType<typeof runOne>>>(names.length);

@@ -81,6 +81,12 @@ export async function advanceScope(deps: JobDeps, snapshot: string): Promise<str
   }
 }
 
+/** The students of every open finding: a run that reads recent rows re-reads theirs too. */
+export async function openFindingStudents(deps: JobDeps): Promise<{ students: string[]; nullStudent: boolean }> {
+  const { rows } = await deps.pool.query<{ students: string[]; null_student: boolean | null }>(OPEN_FINDING_STUDENTS_SQL, [deps.schema]);
+  return { students: rows[0]?.students ?? [], nullStudent: rows[0]?.null_student === true };
+}
+
 /** Does this database keep open findings (bootstrap installed the capture, and with it the table)? */
 export async function findingsKept(deps: JobDeps): Promise<boolean> {
   const { rows } = await deps.pool.query<{ ok: boolean }>(

@@ -495,7 +495,8 @@ BEGIN
   FOR s IN SELECT cs.source_schema FROM ${CAPTURE_SETTINGS} cs WHERE cs.enabled LOOP
     tags := '{}';
     FOR c IN SELECT d.command_tag, d.object_type, d.object_identity FROM pg_event_trigger_ddl_commands() d
-              WHERE (d.classid = 'pg_class'::regclass
+              -- A refresh changes no definition and no source row: nothing the capture could miss.
+              WHERE d.command_tag <> 'REFRESH MATERIALIZED VIEW' AND (d.classid = 'pg_class'::regclass
                       AND (d.objid IN (SELECT w.rel FROM ${OPS}.capture_relations(s.source_schema) w)
                            OR d.objid = to_regclass(format('%I.attempt', s.source_schema))
                            OR d.objid = to_regclass(format('%I.attempt_mv', s.source_schema))))
