@@ -484,8 +484,8 @@ function eventTriggerFunctionsSql(): string {
         INSERT INTO ${DDL_EVENTS} (source_schema, command_tag, note)
         VALUES (s.source_schema, 'attempt-ops capture install', left('could not update the capture after this DDL: ' || SQLERRM, 500));
       END;`;
-  return `CREATE OR REPLACE FUNCTION ${OPS}.capture_ddl_end() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+  // Both watchers: never our own DDL, and once per schema whose capture is on.
+  const watcherHead = `LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
   s record;
   c record;
@@ -493,15 +493,18 @@ DECLARE
 BEGIN
   IF current_setting('attempt_ops.capture_ddl', true) = 'on' THEN RETURN; END IF;
   FOR s IN SELECT cs.source_schema FROM ${CAPTURE_SETTINGS} cs WHERE cs.enabled LOOP
-    tags := '{}';
+    tags := '{}';`;
+  return `CREATE OR REPLACE FUNCTION ${OPS}.capture_ddl_end() RETURNS event_trigger
+${watcherHead}
     FOR c IN SELECT d.command_tag, d.object_type, d.object_identity FROM pg_event_trigger_ddl_commands() d
               -- A refresh changes no definition and no source row: nothing the capture could miss.
-              WHERE d.command_tag <> 'REFRESH MATERIALIZED VIEW' AND (d.classid = 'pg_class'::regclass
+              WHERE d.command_tag <> 'REFRESH MATERIALIZED VIEW'
+                AND ((d.classid = 'pg_class'::regclass
                       AND (d.objid IN (SELECT w.rel FROM ${OPS}.capture_relations(s.source_schema) w)
                            OR d.objid = to_regclass(format('%I.attempt', s.source_schema))
                            OR d.objid = to_regclass(format('%I.attempt_mv', s.source_schema))))
-                 OR (d.classid = 'pg_trigger'::regclass
-                      AND (SELECT tg.tgrelid FROM pg_trigger tg WHERE tg.oid = d.objid) IN (SELECT w.rel FROM ${OPS}.capture_relations(s.source_schema) w))
+                  OR (d.classid = 'pg_trigger'::regclass
+                      AND (SELECT tg.tgrelid FROM pg_trigger tg WHERE tg.oid = d.objid) IN (SELECT w.rel FROM ${OPS}.capture_relations(s.source_schema) w)))
     LOOP
       ${record('c.command_tag', 'c.object_type', 'c.object_identity')}
       tags := tags || c.command_tag;
@@ -514,15 +517,7 @@ EXCEPTION WHEN OTHERS THEN
 END
 $f$;
 CREATE OR REPLACE FUNCTION ${OPS}.capture_sql_drop() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
-DECLARE
-  s record;
-  c record;
-  tags text[];
-BEGIN
-  IF current_setting('attempt_ops.capture_ddl', true) = 'on' THEN RETURN; END IF;
-  FOR s IN SELECT cs.source_schema FROM ${CAPTURE_SETTINGS} cs WHERE cs.enabled LOOP
-    tags := '{}';
+${watcherHead}
     FOR c IN SELECT d.object_type, d.object_identity FROM pg_event_trigger_dropped_objects() d
               WHERE d.original
                 AND ((d.object_type IN ('table', 'view', 'materialized view') AND d.address_names[1] = s.source_schema
