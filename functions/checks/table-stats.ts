@@ -26,6 +26,15 @@ export function modifiedRatio(modified: number, live: number): number {
   return modified / Math.max(live, THRESHOLDS.modifiedRatioMinRows);
 }
 
+/**
+ * dead / (live + dead), over at least THRESHOLDS.modifiedRatioMinRows tuples, as autovacuum's
+ * vacuum_threshold keeps a tiny table from being vacuumed for a few dead rows: a copy of 24 rows
+ * refreshed CONCURRENTLY a few times is not bloat worth a page.
+ */
+export function deadTupleRatio(dead: number, live: number): number {
+  return live + dead === 0 ? 0 : dead / Math.max(live + dead, THRESHOLDS.modifiedRatioMinRows);
+}
+
 export const tableStats: HealthCheck = {
   spec: CHECK_SPECS.table_stats,
   async measure({ db, schema, target, facts }) {
@@ -47,7 +56,7 @@ export const tableStats: HealthCheck = {
     for (const r of rows) {
       const live = Number(r.live);
       const dead = Number(r.dead);
-      const ratio = live + dead === 0 ? 0 : dead / (live + dead);
+      const ratio = deadTupleRatio(dead, live);
       const ageHours = Number(Number(r.age_hours).toFixed(2));
       const neverAnalyzed = r.last_analyze === null;
       // An empty table that was never analyzed has nothing for the planner to misjudge.

@@ -24,8 +24,9 @@ export const THRESHOLDS = {
   /** Our choice: rows modified since the last (auto)analyze over 20 % of the live rows. */
   modifiedRatio: 0.2,
   /**
-   * Our choice, as autovacuum's analyze_threshold: the ratio is taken over at least this many rows,
-   * so a tiny table warns only past modifiedRatio x 1000 = 200 modified rows, not on a handful.
+   * Our choice, as autovacuum's analyze and vacuum thresholds: the modified and dead-tuple ratios
+   * are taken over at least this many rows, so a tiny table warns only past 200 modified rows or
+   * 100 dead tuples, not on a handful.
    */
   modifiedRatioMinRows: 1000,
   /** Our choice: a lock wait this long on the view's relations is an incident. */

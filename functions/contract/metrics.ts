@@ -25,7 +25,7 @@ export const METRICS = {
   attempt_latest_age_seconds: { unit: 'Seconds', description: 'age of the newest completed_at' },
   attempt_row_count: { unit: 'Count', description: 'rows in the view (an estimate in incremental scope)' },
   table_stats_age_hours: { unit: 'None', extraDimensions: ['Table'], description: 'hours since the last (auto)analyze' },
-  table_dead_tuple_ratio: { unit: 'None', extraDimensions: ['Table'], description: 'dead / (live + dead) tuples, 0 to 1' },
+  table_dead_tuple_ratio: { unit: 'None', extraDimensions: ['Table'], description: 'dead / (live + dead) tuples, over at least 1,000 tuples, 0 to 1' },
   table_modified_ratio: { unit: 'None', extraDimensions: ['Table'], description: 'rows modified since the last (auto)analyze / live rows, 0 and up' },
   idle_in_transaction_sessions: { unit: 'Count', description: 'sessions idle in a transaction > 60 s holding a lock on a watched relation' },
   blocked_queries: { unit: 'Count', description: 'sessions waiting > 30 s for a lock on the watched relations' },
