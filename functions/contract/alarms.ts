@@ -1,13 +1,13 @@
 /**
- * The alarms of CONTRACT.md section 6, as plain data. The CDK stack turns each entry into a
- * CloudWatch alarm, the PagerDuty forwarder reads the severity and runbook section back out of
- * the alarm it receives, and docs/DEPLOY.md's table is checked against this list. Thresholds
- * come from THRESHOLDS and CHECK_SPECS, never retyped, so an alarm cannot drift from the check
- * that judges the same metric.
+ * The alarms of CONTRACT.md section 6, as plain data: one per level of SIGNALS (signals.ts) that
+ * has an alarm, so an alarm's threshold, severity and runbook section are the level's, the same
+ * the check judges by. The CDK stack turns each entry into a CloudWatch alarm, the PagerDuty
+ * forwarder reads the severity and runbook section back out of the alarm it receives, and the
+ * docs' tables are rendered from this list.
  */
-import { CHECK_SPECS, THRESHOLDS } from './checks.ts';
-import { DIMENSION_DATABASE, DIMENSION_JOB, DIMENSION_TABLE, type MetricName } from './metrics.ts';
-import { ANALYZE_TABLES, RUNBOOK, type JobName, type RunbookAnchor, type Severity } from './vocabulary.ts';
+import { DIMENSION_DATABASE, DIMENSION_JOB, DIMENSION_TABLE } from './metrics.ts';
+import { allLevels, windowFor, type LevelAlarm, type MetricName, type SignalLevel, type SignalSpec, type SignalWindow } from './signals.ts';
+import type { JobName, RunbookAnchor, Severity } from './vocabulary.ts';
 
 export type AlarmStatistic = 'Average' | 'Maximum' | 'Minimum' | 'Sum' | 'SampleCount';
 export type AlarmComparison =
@@ -181,253 +181,123 @@ export function alarmWindow(spec: AlarmSpec, rates: ScheduleRates): AlarmWindow 
   return w;
 }
 
-/**
- * A check metric is published once per health-check run (hourly) or per publish-metrics run
- * (every minute). A five-minute Maximum catches either. Missing data keeps the current state
- * (`ignore`): between two hourly samples an alarm must neither resolve (which would close the
- * PagerDuty incident while the fault persists) nor fire.
- */
-function checkAlarm(
-  id: string,
-  title: string,
-  check: keyof typeof CHECK_SPECS,
-  overrides: Partial<AlarmSpec> & Pick<AlarmSpec, 'firesWhen'>,
-): AlarmSpec {
-  const spec = CHECK_SPECS[check];
-  return {
-    id,
-    title,
-    severity: spec.severity,
-    runbook: spec.runbook,
-    source: { kind: 'custom', metric: spec.metric },
-    statistic: spec.comparison === 'less' ? 'Minimum' : 'Maximum',
-    comparison: spec.comparison === 'less' ? 'LessThanThreshold' : 'GreaterThanThreshold',
-    threshold: spec.threshold,
-    period: FIVE_MINUTES,
-    evaluationPeriods: 1,
-    datapointsToAlarm: 1,
-    treatMissingData: 'ignore',
-    ...overrides,
-  };
+/** "5 min", "1 h", "90 s": a duration as the docs and the alarm descriptions write it. */
+export function formatDuration(seconds: number): string {
+  return seconds % HOUR === 0 ? `${seconds / HOUR} h` : seconds % MINUTE === 0 ? `${seconds / MINUTE} min` : `${seconds} s`;
 }
 
 /**
- * A live signal (CONTRACT section 6): sampled by publish-metrics on every run, where one sample
- * can be noise (a lock wait that just ended, one slow run of the query, a burst of sessions).
- * One period per publish-metrics run and 2 breaching datapoints of 3: one bad sample never
- * pages, two in three runs do. With the default rate of one minute the worst case from the
- * condition holding to the page is about 3 minutes (two samples, then publishing and evaluation).
+ * The windows a level names (signals.ts, windowFor()). A check metric is published once per
+ * health-check run (hourly) or per publish-metrics run (every minute).
  */
-const LIVE: Pick<AlarmSpec, 'period' | 'cadence' | 'evaluationPeriods' | 'datapointsToAlarm'> = {
-  period: 'schedule',
-  cadence: LIVE_SIGNAL_PUBLISHER,
-  evaluationPeriods: 3,
-  datapointsToAlarm: 2,
+const WINDOWS: Record<Exclude<SignalWindow, object>, Pick<AlarmSpec, 'period' | 'cadence' | 'evaluationPeriods' | 'datapointsToAlarm'>> = {
+  /**
+   * The P0 and P1 facts that publish-metrics samples every minute: one period per run, one
+   * breaching datapoint. They are facts of the catalog and the data, not noisy samples, and P0's
+   * bound is 5 minutes: with the default rate of one minute the worst case is about 2 to 3
+   * minutes (the next run's sample, then publishing and evaluation).
+   */
+  fast: { period: 'schedule', cadence: LIVE_SIGNAL_PUBLISHER, evaluationPeriods: 1, datapointsToAlarm: 1 },
+  /**
+   * A live signal (CONTRACT section 6): sampled by publish-metrics on every run, where one sample
+   * can be noise (a lock wait that just ended, one slow run of the query, a burst of sessions).
+   * One period per publish-metrics run and 2 breaching datapoints of 3: one bad sample never
+   * pages, two in three runs do. With the default rate of one minute the worst case from the
+   * condition holding to the page is about 3 minutes (two samples, then publishing and evaluation).
+   */
+  live: { period: 'schedule', cadence: LIVE_SIGNAL_PUBLISHER, evaluationPeriods: 3, datapointsToAlarm: 2 },
+  /** A sample of the hourly run: a five-minute Maximum catches it. */
+  sample: { period: FIVE_MINUTES, evaluationPeriods: 1, datapointsToAlarm: 1 },
 };
+
+/** The operator CloudWatch compares with, and the one the docs write. */
+const COMPARISONS: Record<SignalLevel['comparison'], { alarm: AlarmComparison; words: string }> = {
+  greater: { alarm: 'GreaterThanThreshold', words: '>' },
+  less: { alarm: 'LessThanThreshold', words: '<' },
+  atMost: { alarm: 'LessThanOrEqualToThreshold', words: '<=' },
+};
+
+function sourceOf(signal: SignalSpec, alarm: LevelAlarm): AlarmSource {
+  if (signal.source === 'rds') return { kind: 'rds', metric: signal.metric as RdsMetricName };
+  if (signal.source === 'lambda') return { kind: 'lambda-errors', metric: 'Errors' };
+  if (alarm.jobs) return { kind: 'heartbeat', metric: 'job_success', jobs: alarm.jobs };
+  const metric = signal.metric as MetricName;
+  return signal.perTable ? { kind: 'custom', metric, perTable: signal.perTable } : { kind: 'custom', metric };
+}
 
 /**
- * The P0 and P1 checks that publish-metrics samples every minute (functions/jobs/publish-metrics.ts):
- * one period per run, one breaching datapoint. They are facts of the catalog and the data, not
- * noisy samples, and P0's bound is 5 minutes: with the default rate of one minute the worst case
- * is about 2 to 3 minutes (the next run's sample, then publishing and evaluation).
+ * The contract's "fires when", said from the level: the metric (and AWS's statistic), the
+ * comparison and the threshold in the signal's unit, then what the window adds: silence that
+ * counts (fillMissingWith) or every datapoint of a span ("for 5 min").
  */
-const FAST: Pick<AlarmSpec, 'period' | 'cadence' | 'evaluationPeriods' | 'datapointsToAlarm'> = {
-  period: 'schedule',
-  cadence: LIVE_SIGNAL_PUBLISHER,
-  evaluationPeriods: 1,
-  datapointsToAlarm: 1,
-};
-
-/** How long "view missing" tolerates silence (CONTRACT section 6): ten missed publish-metrics runs. */
-export const VIEW_MISSING_SILENCE_SECONDS = 10 * 60;
+export function firesWhen(signal: SignalSpec, level: SignalLevel, spec: Pick<AlarmSpec, 'statistic' | 'period' | 'evaluationPeriods' | 'datapointsToAlarm' | 'fillMissingWith'>): string {
+  if (level.alarm?.firesWhen) return level.alarm.firesWhen;
+  const subject = signal.source ? `${signal.metric} (${spec.statistic})` : signal.metric;
+  const t = level.threshold;
+  const value = signal.unit === 'Milliseconds' ? `${t} ms` : signal.unit === 'Percent' ? `${t} %` : signal.ratio ? `${t} (${t * 100} %)` : `${t}`;
+  let words = `${subject} ${COMPARISONS[level.comparison].words} ${value}`;
+  if (typeof spec.period === 'number') {
+    if (spec.fillMissingWith !== undefined) words += `, or no data for ${formatDuration(spec.period)}`;
+    else if (spec.evaluationPeriods > 1 && spec.datapointsToAlarm === spec.evaluationPeriods) words += ` for ${formatDuration(spec.period * spec.evaluationPeriods)}`;
+  }
+  return words;
+}
 
 /**
- * AWS/RDS metrics arrive every minute for as long as the instance (or cluster) named in the config
- * exists. `missing` lets an alarm whose metric never arrives (a mistyped identifier) or stops
- * (the instance was renamed or replaced) go to INSUFFICIENT_DATA, which the dashboard shows and
- * the info topic mails, instead of sitting in OK forever as `notBreaching` did.
+ * The alarm of one level. Missing data keeps the current state (`ignore`) unless the level says
+ * otherwise: between two hourly samples an alarm must neither resolve (which would close the
+ * PagerDuty incident while the fault persists) nor fire. AWS/RDS metrics arrive every minute for
+ * as long as the instance (or cluster) named in the config exists: `missing` lets an alarm whose
+ * metric never arrives (a mistyped identifier) or stops (the instance was renamed or replaced) go
+ * to INSUFFICIENT_DATA, which the dashboard shows and the info topic mails, instead of sitting in
+ * OK forever as `notBreaching` did.
  */
-const RDS_MISSING: Pick<AlarmSpec, 'treatMissingData' | 'insufficientDataTopic'> = {
-  treatMissingData: 'missing',
-  insufficientDataTopic: 'info',
-};
+export function alarmSpecOf(signal: SignalSpec, level: SignalLevel): AlarmSpec {
+  const alarm = level.alarm;
+  if (!alarm || !signal.runbook) throw new Error(`signal ${signal.metric}: a level with an alarm needs one, and a runbook section`);
+  const w = windowFor(signal, level, alarm);
+  const { spanAtLeastSeconds, holdForSchedule, ...window } = typeof w === 'string' ? { ...WINDOWS[w], spanAtLeastSeconds: undefined, holdForSchedule: undefined } : w;
+  const rds = signal.source === 'rds';
+  const spec = {
+    id: alarm.id,
+    title: alarm.title,
+    severity: level.severity,
+    runbook: signal.runbook,
+    source: sourceOf(signal, alarm),
+    statistic: alarm.statistic ?? signal.statistic ?? (level.comparison === 'greater' ? 'Maximum' : 'Minimum'),
+    comparison: COMPARISONS[level.comparison].alarm,
+    threshold: level.threshold,
+    ...window,
+    ...(spanAtLeastSeconds !== undefined ? { spanAtLeastSeconds } : {}),
+    ...(holdForSchedule ? { holdForSchedule } : {}),
+    treatMissingData: alarm.treatMissingData ?? (rds ? 'missing' : 'ignore'),
+    ...(alarm.fillMissingWith !== undefined ? { fillMissingWith: alarm.fillMissingWith } : {}),
+    ...(rds ? { insufficientDataTopic: 'info' as const } : {}),
+    ...(alarm.optional ? { optional: true } : {}),
+  } satisfies Omit<AlarmSpec, 'firesWhen'>;
+  return { ...spec, firesWhen: firesWhen(signal, level, spec) };
+}
 
-/** The metric alarms, one entry per row of CONTRACT.md section 6 except the per-job rows. */
-export const ALARM_SPECS: readonly AlarmSpec[] = [
-  // A ten-minute Minimum: any 0 sample fires at once, and ten minutes without a sample breach too
-  // once the metric has had its first datapoint (armedFillExpression).
-  checkAlarm('view-missing', 'view missing', 'view_exists', {
-    period: VIEW_MISSING_SILENCE_SECONDS,
-    fillMissingWith: 0,
-    firesWhen: `attempt_view_exists < ${THRESHOLDS.viewExists}, or no data for 10 min`,
-  }),
-  checkAlarm('schema-drift', 'schema drift', 'view_schema', { ...FAST, firesWhen: `attempt_view_schema_drift > ${THRESHOLDS.schemaDrift}` }),
-  checkAlarm('view-broken', 'view broken', 'view_queryable', { ...FAST, firesWhen: `attempt_poison_rows > ${THRESHOLDS.poisonRows}` }),
-  checkAlarm('p99-latency', 'p99 latency', 'query_latency', {
-    ...LIVE,
-    threshold: THRESHOLDS.latencyCriticalMs,
-    firesWhen: `attempt_query_p99_latency > ${THRESHOLDS.latencyCriticalMs} ms`,
-  }),
-  checkAlarm('latency-degraded', 'latency degraded', 'query_latency', {
-    ...LIVE,
-    severity: 'P2',
-    threshold: THRESHOLDS.latencyWarningMs,
-    firesWhen: `attempt_query_p99_latency > ${THRESHOLDS.latencyWarningMs} ms`,
-  }),
-  {
-    id: 'connections',
-    title: 'connections',
-    severity: CHECK_SPECS.connections.severity,
-    runbook: CHECK_SPECS.connections.runbook,
-    source: { kind: 'rds', metric: 'DatabaseConnections' },
-    // The runbook means the average: a Sum over the period would multiply it by the sample count.
-    statistic: 'Average',
-    comparison: 'GreaterThanThreshold',
-    threshold: THRESHOLDS.connections,
-    // A live signal, at RDS's own one-minute resolution: 2 of 3 one-minute averages.
-    period: MINUTE,
-    evaluationPeriods: 3,
-    datapointsToAlarm: 2,
-    ...RDS_MISSING,
-    firesWhen: `DatabaseConnections (Average) > ${THRESHOLDS.connections}`,
-  },
-  {
-    id: 'cpu',
-    title: 'CPU',
-    severity: 'P1',
-    runbook: RUNBOOK.monitoring,
-    source: { kind: 'rds', metric: 'CPUUtilization' },
-    statistic: 'Average',
-    comparison: 'GreaterThanThreshold',
-    threshold: THRESHOLDS.cpuPercent,
-    // "for 5 min": five consecutive one-minute datapoints, not one five-minute average.
-    period: MINUTE,
-    evaluationPeriods: THRESHOLDS.cpuMinutes,
-    datapointsToAlarm: THRESHOLDS.cpuMinutes,
-    ...RDS_MISSING,
-    firesWhen: `CPUUtilization (Average) > ${THRESHOLDS.cpuPercent} % for ${THRESHOLDS.cpuMinutes} min`,
-  },
-  checkAlarm('permissions', 'permissions', 'permissions', { ...FAST, firesWhen: `attempt_permission_missing > ${THRESHOLDS.permissionMissing}` }),
-  checkAlarm('nulls', 'NULLs', 'required_nulls', { ...FAST, firesWhen: `attempt_null_required_fields > ${THRESHOLDS.nullRequiredFields}` }),
-  checkAlarm('orphans', 'orphans', 'orphan_results', { ...FAST, firesWhen: `attempt_orphan_results > ${THRESHOLDS.orphanResults}` }),
-  checkAlarm('blocked', 'blocked', 'blocking', { ...LIVE, firesWhen: `blocked_queries > ${THRESHOLDS.blockedQueries}` }),
-  checkAlarm('duplicates', 'duplicates', 'duplicate_ids', { firesWhen: `attempt_duplicate_ids > ${THRESHOLDS.duplicateIds}` }),
-  checkAlarm('stale-statistics', 'stale statistics', 'table_stats', {
-    source: { kind: 'custom', metric: 'table_stats_age_hours', perTable: ANALYZE_TABLES },
-    threshold: THRESHOLDS.statsAgeHours,
-    firesWhen: `table_stats_age_hours > ${THRESHOLDS.statsAgeHours}`,
-  }),
-  checkAlarm('dead-tuples', 'dead tuples', 'table_stats', {
-    source: { kind: 'custom', metric: 'table_dead_tuple_ratio', perTable: ANALYZE_TABLES },
-    threshold: THRESHOLDS.deadTupleRatio,
-    firesWhen: `table_dead_tuple_ratio > ${THRESHOLDS.deadTupleRatio} (${THRESHOLDS.deadTupleRatio * 100} %)`,
-  }),
-  checkAlarm('mv-stale', 'MV stale', 'mv_staleness', { firesWhen: `attempt_mv_staleness_seconds > ${THRESHOLDS.mvStalenessSeconds}` }),
-  checkAlarm('long-running', 'long running', 'long_running', { ...LIVE, firesWhen: `long_running_queries > ${THRESHOLDS.longRunningQueries}` }),
-  checkAlarm('no-fresh-data', 'no fresh data', 'freshness', { firesWhen: `attempt_latest_age_seconds > ${THRESHOLDS.latestAgeSeconds}` }),
-  checkAlarm('capture', 'capture', 'capture', { ...FAST, firesWhen: `attempt_capture_problems > ${THRESHOLDS.captureProblems}` }),
-  checkAlarm('copy-differs', 'copy differs', 'mv_fidelity', { ...FAST, firesWhen: `attempt_mv_divergent_rows > ${THRESHOLDS.mvDivergentRows}` }),
-  checkAlarm('ties', 'ties', 'attempt_no_ties', { firesWhen: `attempt_no_tie_groups > ${THRESHOLDS.noTieGroups}` }),
-  // A live signal: publish-metrics samples it every minute, and one sample can be a transaction
-  // about to commit.
-  checkAlarm('idle-in-transaction', 'idle in transaction', 'idle_in_transaction', {
-    ...LIVE,
-    firesWhen: `idle_in_transaction_sessions > ${THRESHOLDS.idleInTransactionSessions}`,
-  }),
-  checkAlarm('analyze-due', 'analyze due', 'table_stats', {
-    source: { kind: 'custom', metric: 'table_modified_ratio', perTable: ANALYZE_TABLES },
-    threshold: THRESHOLDS.modifiedRatio,
-    firesWhen: `table_modified_ratio > ${THRESHOLDS.modifiedRatio} (${THRESHOLDS.modifiedRatio * 100} %)`,
-  }),
-  {
-    id: 'no-queries',
-    title: 'no queries',
-    severity: 'P0',
-    runbook: RUNBOOK.monitoring,
-    source: { kind: 'custom', metric: 'attempt_query_count' },
-    statistic: 'Sum',
-    comparison: 'LessThanOrEqualToThreshold',
-    threshold: 0,
-    period: 3600,
-    evaluationPeriods: 1,
-    datapointsToAlarm: 1,
-    // An hour without samples is publish-metrics being silent, which "monitoring blind" reports.
-    treatMissingData: 'notBreaching',
-    firesWhen: 'attempt_query_count = 0 for 1 h',
-    // A quiet night is not an outage: only teams with steady traffic turn this on.
-    optional: true,
-  },
-];
+/** Every alarm of the table, in table order: CONTRACT.md section 6's. */
+const TABLE_ALARMS: readonly AlarmSpec[] = allLevels().flatMap(({ signal, level }) => (level.alarm ? [alarmSpecOf(signal, level)] : []));
 
-/**
- * "job failed": one per function, on AWS/Lambda Errors. Lambda reports Errors only for periods
- * with invocations, and ops and bootstrap are invoked by hand, so missing data is not breaching:
- * the alarm returns to OK without a new invoke (once the failed invoke's datapoint has left the
- * evaluation range). A scheduled function's window spans one schedule interval (holdForSchedule),
- * so failing on every run is one incident; the heartbeat pages the same failure at P1.
- */
-export const JOB_FAILED_ALARM: AlarmSpec = {
-  id: 'job-failed',
-  title: 'job failed',
-  severity: 'P2',
-  runbook: RUNBOOK.monitoring,
-  source: { kind: 'lambda-errors', metric: 'Errors' },
-  statistic: 'Sum',
-  comparison: 'GreaterThanThreshold',
-  threshold: 0,
-  period: FIVE_MINUTES,
-  evaluationPeriods: 1,
-  datapointsToAlarm: 1,
-  holdForSchedule: true,
-  treatMissingData: 'notBreaching',
-  firesWhen: 'Errors > 0; returns to OK without a new invoke',
-};
+function tableAlarm(id: string): AlarmSpec {
+  const found = TABLE_ALARMS.find((s) => s.id === id);
+  if (!found) throw new Error(`no level of SIGNALS has the alarm ${id}`);
+  return found;
+}
 
-/**
- * The heartbeats: job_success is 1 after a successful run and 0 after a failed one. Minimum, so
- * a 0 in a period breaches (SampleCount counted it as alive), and armedFillExpression(), so an
- * empty period breaches too, but only once the job has published at all: the first runs started
- * at deploy arm the alarm instead of racing it.
- */
-const HEARTBEAT: Pick<AlarmSpec, 'runbook' | 'statistic' | 'comparison' | 'threshold' | 'period' | 'treatMissingData' | 'fillMissingWith'> = {
-  runbook: RUNBOOK.monitoring,
-  statistic: 'Minimum',
-  comparison: 'LessThanThreshold',
-  threshold: 1,
-  period: 'schedule',
-  treatMissingData: 'ignore',
-  fillMissingWith: 0,
-};
+/** The metric alarms, one per row of CONTRACT.md section 6 except the per-job rows (Lambda Errors, heartbeats). */
+export const ALARM_SPECS: readonly AlarmSpec[] = TABLE_ALARMS.filter((s) => s.source.kind === 'custom' || s.source.kind === 'rds');
 
-/** How long publish-metrics may fail or be silent before "monitoring blind" pages. */
-export const MONITORING_BLIND_SECONDS = 5 * 60;
+/** "job failed": one per function, on AWS/Lambda Errors. */
+export const JOB_FAILED_ALARM: AlarmSpec = tableAlarm('job-failed');
 
 /** "monitoring blind": publish-metrics, whose every-minute samples all live signals depend on. */
-export const MONITORING_BLIND_ALARM: AlarmSpec = {
-  id: 'monitoring-blind',
-  title: 'monitoring blind',
-  severity: 'P1',
-  source: { kind: 'heartbeat', metric: 'job_success', jobs: 'publish-metrics' },
-  ...HEARTBEAT,
-  // One period per run, all breaching, spanning at least 5 minutes: 5 of 5 at one run a minute.
-  evaluationPeriods: 2,
-  datapointsToAlarm: 2,
-  spanAtLeastSeconds: MONITORING_BLIND_SECONDS,
-  firesWhen: "publish-metrics' job_success < 1 or missing for 5 consecutive minutes",
-};
+export const MONITORING_BLIND_ALARM: AlarmSpec = tableAlarm('monitoring-blind');
 
 /** "job failing or silent": each other scheduled job (health-check, analyze, refresh-mv). */
-export const JOB_FAILING_ALARM: AlarmSpec = {
-  id: 'job-failing-or-silent',
-  title: 'job failing or silent',
-  severity: 'P1',
-  source: { kind: 'heartbeat', metric: 'job_success', jobs: 'other-scheduled' },
-  ...HEARTBEAT,
-  // One period per run: two runs in a row that failed or did not report.
-  evaluationPeriods: 2,
-  datapointsToAlarm: 2,
-  firesWhen: 'job_success < 1 or missing for 2 consecutive runs (periods of its schedule rate)',
-};
+export const JOB_FAILING_ALARM: AlarmSpec = tableAlarm('job-failing-or-silent');
 
 /** @deprecated The old name of the per-job heartbeat; use JOB_FAILING_ALARM (or MONITORING_BLIND_ALARM). */
 export const JOB_SILENT_ALARM: AlarmSpec = JOB_FAILING_ALARM;

@@ -5,3 +5,4 @@ export * from './payloads.ts';
 export * from './report.ts';
 export * from './environment.ts';
 export * from './alarms.ts';
+export * from './signals.ts';
