@@ -1,12 +1,15 @@
 /**
- * One CloudWatch dashboard per database: what on-call looks at first. The threshold lines come
- * from the contract's THRESHOLDS, like the alarms, so the graph and the page agree.
+ * One CloudWatch dashboard per database: what on-call looks at first. Its graphs, their lines and
+ * their threshold lines are read off SIGNALS, like the alarms, so the graph and the page agree.
  */
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { ANALYZE_TABLES, customDimensions, RDS_NAMESPACE, THRESHOLDS, type MetricName } from '../functions/contract/index.ts';
+import {
+  annotationLabel, customDimensions, DASHBOARD_GRAPHS, RDS_NAMESPACE, SIGNALS, TOPIC_COLOURS, topicFor,
+  type DashboardGraphId, type SignalSpec,
+} from '../functions/contract/index.ts';
 import type { RdsDimension } from './alarms.ts';
 
 export interface AttemptDashboardProps {
@@ -18,31 +21,47 @@ export interface AttemptDashboardProps {
   readonly alarms: readonly cloudwatch.IAlarm[];
 }
 
+/** The signals a graph shows, in their line order. */
+export function signalsOf(graph: DashboardGraphId): SignalSpec[] {
+  return (SIGNALS as readonly SignalSpec[]).filter((s) => s.dashboard?.graph === graph).sort((a, b) => a.dashboard!.line - b.dashboard!.line);
+}
+
+/** The threshold lines of a graph: each level of its signals that names one. */
+export function annotationsOf(graph: DashboardGraphId): cloudwatch.HorizontalAnnotation[] {
+  return signalsOf(graph).flatMap((s) =>
+    (s.levels ?? []).flatMap((level) => {
+      const label = annotationLabel(level);
+      return label === undefined ? [] : [{ value: level.threshold, label, color: TOPIC_COLOURS[topicFor(level.severity)] }];
+    }),
+  );
+}
+
 export class AttemptDashboard extends Construct {
   readonly dashboard: cloudwatch.Dashboard;
 
   constructor(scope: Construct, id: string, props: AttemptDashboardProps) {
     super(scope, id);
-    const custom = (name: MetricName, statistic = 'Maximum', label: string = name) =>
-      new cloudwatch.Metric({
+    // Our metrics at five minutes, which holds an hourly sample and a minute's alike; AWS/RDS at its own minute.
+    const line = (s: SignalSpec, table?: string): cloudwatch.Metric => {
+      if (s.source === 'rds') {
+        return new cloudwatch.Metric({ namespace: RDS_NAMESPACE, metricName: s.metric, dimensionsMap: { [props.rds.name]: props.rds.value }, statistic: s.statistic ?? 'Average', period: Duration.minutes(1) });
+      }
+      const label = table ? `${s.metric} ${table}` : s.dashboard?.label ? `${s.metric} ${s.dashboard.label}` : s.metric;
+      return new cloudwatch.Metric({
         namespace: props.namespace,
-        metricName: name,
-        dimensionsMap: customDimensions(props.target),
-        statistic,
+        metricName: s.metric,
+        dimensionsMap: customDimensions(props.target, table ? { table } : {}),
+        statistic: 'Maximum',
         period: Duration.minutes(5),
         label,
       });
-    const perTable = (name: MetricName, table: string) =>
-      new cloudwatch.Metric({
-        namespace: props.namespace,
-        metricName: name,
-        dimensionsMap: customDimensions(props.target, { table }),
-        statistic: 'Maximum',
-        period: Duration.minutes(5),
-        label: `${name} ${table}`,
-      });
-    const rds = (name: string) =>
-      new cloudwatch.Metric({ namespace: RDS_NAMESPACE, metricName: name, dimensionsMap: { [props.rds.name]: props.rds.value }, statistic: 'Average', period: Duration.minutes(1) });
+    };
+    // A graph of per-table signals goes table by table, so each table's lines sit together.
+    const lines = (graph: DashboardGraphId): cloudwatch.Metric[] => {
+      const signals = signalsOf(graph);
+      const tables = [...new Set(signals.flatMap((s) => s.perTable ?? []))];
+      return [...signals.filter((s) => !s.perTable).map((s) => line(s)), ...tables.flatMap((t) => signals.filter((s) => s.perTable?.includes(t)).map((s) => line(s, t)))];
+    };
     const fns = Object.entries(props.functions);
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
@@ -52,77 +71,15 @@ export class AttemptDashboard extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: [...props.alarms], width: 24, height: 6, sortBy: cloudwatch.AlarmStatusWidgetSortBy.STATE_UPDATED_TIMESTAMP }),
     );
-    this.dashboard.addWidgets(
-      new cloudwatch.GraphWidget({
-        title: 'p99 latency of the runbook query (ms)',
-        left: [custom('attempt_query_p99_latency')],
-        leftAnnotations: [
-          { value: THRESHOLDS.latencyCriticalMs, label: `P1 ${THRESHOLDS.latencyCriticalMs} ms`, color: '#d13212' },
-          { value: THRESHOLDS.latencyWarningMs, label: `P2 ${THRESHOLDS.latencyWarningMs} ms`, color: '#ff9900' },
-        ],
-        width: 12,
-      }),
-      new cloudwatch.GraphWidget({
-        title: 'Connections',
-        left: [rds('DatabaseConnections'), custom('database_connections', 'Maximum', 'database_connections (pg_stat_activity)')],
-        leftAnnotations: [{ value: THRESHOLDS.connections, label: `P1 > ${THRESHOLDS.connections}`, color: '#d13212' }],
-        width: 6,
-      }),
-      new cloudwatch.GraphWidget({
-        title: 'CPU (%)',
-        left: [rds('CPUUtilization')],
-        leftAnnotations: [{ value: THRESHOLDS.cpuPercent, label: `P1 > ${THRESHOLDS.cpuPercent} % for ${THRESHOLDS.cpuMinutes} min`, color: '#d13212' }],
-        width: 6,
-      }),
-    );
-    this.dashboard.addWidgets(
-      new cloudwatch.GraphWidget({
-        title: 'Data quality (rows)',
-        left: [
-          custom('attempt_poison_rows'),
-          custom('attempt_null_required_fields'),
-          custom('attempt_orphan_results'),
-          custom('attempt_duplicate_ids'),
-          custom('attempt_no_tie_groups', 'Maximum', 'attempt_no_tie_groups (pairs)'),
-        ],
-        width: 12,
-      }),
-      new cloudwatch.GraphWidget({
-        title: 'attempt_mv staleness (s)',
-        left: [custom('attempt_mv_staleness_seconds')],
-        leftAnnotations: [{ value: THRESHOLDS.mvStalenessSeconds, label: `P2 > ${THRESHOLDS.mvStalenessSeconds} s`, color: '#ff9900' }],
-        width: 6,
-      }),
-      new cloudwatch.GraphWidget({
-        title: 'attempt_mv fidelity and capture',
-        left: [
-          custom('attempt_mv_divergent_rows', 'Maximum', 'attempt_mv_divergent_rows (rows)'),
-          custom('attempt_capture_problems', 'Maximum', 'attempt_capture_problems'),
-        ],
-        width: 6,
-      }),
-    );
-    this.dashboard.addWidgets(
-      // The live signals of the sessions on the watched relations, as publish-metrics samples them.
-      new cloudwatch.GraphWidget({
-        title: 'Sessions on the watched relations',
-        left: [
-          custom('blocked_queries', 'Maximum', `blocked_queries (waiting > ${THRESHOLDS.blockedWaitSeconds} s)`),
-          custom('idle_in_transaction_sessions', 'Maximum', `idle_in_transaction_sessions (idle > ${THRESHOLDS.idleInTransactionSeconds} s holding locks)`),
-          custom('long_running_queries', 'Maximum', `long_running_queries (> ${THRESHOLDS.longRunningSeconds / 60} min)`),
-        ],
-        width: 12,
-      }),
-      new cloudwatch.GraphWidget({
-        title: 'Table statistics (ratio)',
-        left: ANALYZE_TABLES.flatMap((table) => [perTable('table_modified_ratio', table), perTable('table_dead_tuple_ratio', table)]),
-        leftAnnotations: [
-          { value: THRESHOLDS.modifiedRatio, label: `P2 analyze due > ${THRESHOLDS.modifiedRatio * 100} % modified`, color: '#ff9900' },
-          { value: THRESHOLDS.deadTupleRatio, label: `P2 dead tuples > ${THRESHOLDS.deadTupleRatio * 100} %`, color: '#ff9900' },
-        ],
-        width: 12,
-      }),
-    );
+    for (const row of [...new Set(DASHBOARD_GRAPHS.map((g) => g.row))]) {
+      this.dashboard.addWidgets(
+        ...DASHBOARD_GRAPHS.filter((g) => g.row === row).map((g) => {
+          const annotations = annotationsOf(g.id);
+          return new cloudwatch.GraphWidget({ title: g.title, left: lines(g.id), ...(annotations.length > 0 ? { leftAnnotations: annotations } : {}), width: g.width });
+        }),
+      );
+    }
+    // Per function, from the functions themselves: Duration is judged by nobody, and Errors' alarm is "job failed".
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'Job duration (ms, max)',
