@@ -23,7 +23,7 @@ import { viewExists } from '../checks/view-exists.ts';
 import { viewQueryable } from '../checks/view-queryable.ts';
 import { viewSchema } from '../checks/view-schema.ts';
 import {
-  CHECK_SPECS, INCIDENTS, REPORT_VERSION, RUNBOOK, THRESHOLDS, failureStatus, overallStatus,
+  CHECK_SPECS, INCIDENTS, REPORT_VERSION, RUNBOOK, THRESHOLDS, failureStatus, judge, overallStatus,
   type DiagnoseReport, type Finding, type Incident, type RunbookAnchor,
 } from '../contract/index.ts';
 import { ConfigError, classifyDbError } from '../db/errors.ts';
@@ -292,7 +292,7 @@ async function explainSection3(c: Ctx): Promise<Finding> {
     const plan = rows[0]?.['QUERY PLAN'];
     const summary = summarizePlan(plan);
     const ms = summary.executionMs ?? 0;
-    const status = ms > THRESHOLDS.latencyCriticalMs ? failureStatus(severity) : ms > THRESHOLDS.latencyWarningMs ? 'warning' : STATUS_OK;
+    const status = judge(CHECK_SPECS.query_latency, ms);
     const signs = summary.signs.map((s) => s.message);
     return finding('plan', 'query_latency', {
       status,

@@ -7,7 +7,7 @@ import { CATALOG } from '../checks/catalog.ts';
 import { loadFacts } from '../checks/facts.ts';
 import type { CheckContext, CheckSettings, DatabaseFacts, HealthCheck, Measurement } from '../checks/types.ts';
 import {
-  CHECK_NAMES, DATA_QUALITY_CHECKS, REPORT_VERSION, THRESHOLDS, datum, failureStatus, overallStatus,
+  CHECK_NAMES, DATA_QUALITY_CHECKS, REPORT_VERSION, THRESHOLDS, datum, judge as judgeValue, overallStatus,
   type CheckName, type CheckResult, type HealthReport, type MetricDatum, type Scope,
 } from '../contract/index.ts';
 import { AttemptOpsError, classifyDbError } from '../db/errors.ts';
@@ -74,12 +74,11 @@ function checkTimeout(check: HealthCheck, scope: Scope, options: HealthCheckOpti
   return left === undefined ? wanted : Math.max(1_000, Math.min(wanted, left));
 }
 
+/** A check that judged itself (skipped, or its own levels) says so; otherwise its signal's levels decide. */
 function judge(check: HealthCheck, m: Measurement): CheckResult['status'] {
   if (m.status) return m.status;
   if (m.value === null) return 'unknown';
-  const { threshold, comparison, severity } = check.spec;
-  const failed = comparison === 'greater' ? m.value > threshold : m.value < threshold;
-  return failed ? failureStatus(severity) : 'ok';
+  return judgeValue(check.spec, m.value);
 }
 
 /** Where this run's findings go: the rows it re-read (every row, or these students'). */

@@ -4,7 +4,7 @@
  */
 import { loadFacts } from '../checks/facts.ts';
 import type { CheckContext, DatabaseFacts, HealthCheck } from '../checks/types.ts';
-import { failureStatus, type Status } from '../contract/index.ts';
+import { judge, type Status } from '../contract/index.ts';
 import { classifyDbError } from '../db/errors.ts';
 import type { PoolClient } from '../db/pool.ts';
 
@@ -27,14 +27,7 @@ export async function judgeIn(db: PoolClient, check: HealthCheck, ctx: Omit<Chec
   try {
     const m = await check.measure({ ...ctx, db });
     await db.query('RELEASE SAVEPOINT judge_check');
-    let status: Status;
-    if (m.status) status = m.status;
-    else if (m.value === null) status = 'unknown';
-    else {
-      const { threshold, comparison, severity } = check.spec;
-      const failed = comparison === 'greater' ? m.value > threshold : m.value < threshold;
-      status = failed ? failureStatus(severity) : 'ok';
-    }
+    const status: Status = m.status ?? (m.value === null ? 'unknown' : judge(check.spec, m.value));
     return { status: status === 'skipped' ? 'ok' : status, value: m.value, message: m.message, details: m.details ?? [] };
   } catch (err) {
     await db.query('ROLLBACK TO SAVEPOINT judge_check');
