@@ -11,7 +11,7 @@
  */
 import type { PagingTopic, TreatMissingData } from './alarms.ts';
 import type { MetricUnit } from './metrics.ts';
-import { ANALYZE_TABLES, RUNBOOK, failureStatus, type CheckName, type RunbookAnchor, type Severity } from './vocabulary.ts';
+import { ANALYZE_TABLES, CHECK_NAMES, RUNBOOK, failureStatus, type CheckName, type RunbookAnchor, type Severity } from './vocabulary.ts';
 
 /**
  * When a signal is sampled, which decides how fast its alarm can and should fire:
@@ -414,6 +414,9 @@ export function signalOf(check: CheckName): SignalSpec {
   if (!found) throw new Error(`no signal carries the value of check ${check}`);
   return found;
 }
+
+/** The checks publish-metrics runs on every run: those whose signal is sampled every minute. */
+export const EVERY_MINUTE_CHECKS: readonly CheckName[] = CHECK_NAMES.filter((name) => EVERY_MINUTE_SCOPES.includes(signalOf(name).scope));
 
 /** Does this value fail this level? */
 export function breaches(level: Pick<SignalLevel, 'threshold' | 'comparison'>, value: number): boolean {

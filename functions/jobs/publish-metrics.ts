@@ -11,7 +11,7 @@
  * apart and the report says so).
  */
 import {
-  CHECK_SPECS, OPS_SCHEMA, REPORT_VERSION, datum,
+  CHECK_SPECS, EVERY_MINUTE_CHECKS, OPS_SCHEMA, REPORT_VERSION, datum,
   type ActionReport, type CheckName, type MetricDatum, type MetricName, type PublishMetricsReport, type Status,
 } from '../contract/index.ts';
 import { classifyDbError } from '../db/errors.ts';
@@ -35,11 +35,9 @@ export interface PublishMetricsOptions {
  * The catalog checks cost a few catalog reads; the data-quality ones read only the rows changed
  * since the hourly run's cursor and the open findings (changesOnly: without the change capture
  * they leave the reading to the hourly run instead of scanning a day of rows every minute).
+ * Which checks those are is each signal's scope in SIGNALS (catalog, changes or live).
  */
-export const PUBLISH_METRICS_CHECKS: readonly CheckName[] = [
-  'view_exists', 'view_schema', 'view_queryable', 'permissions', 'required_nulls', 'orphan_results',
-  'connections', 'blocking', 'idle_in_transaction', 'long_running', 'query_latency', 'mv_staleness', 'capture', 'mv_fidelity',
-];
+export const PUBLISH_METRICS_CHECKS: readonly CheckName[] = EVERY_MINUTE_CHECKS;
 
 /** The key of our pg_stat_statements sample in metric_state. */
 export const STATEMENTS_STATE_NAME = 'pg_stat_statements:attempt';
