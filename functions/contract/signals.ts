@@ -6,7 +6,8 @@
  * table, and judge() is the one verdict, so a level cannot mean one thing to the check and
  * another to its alarm or its graph.
  *
- * Adding a check is its file in functions/checks/ and one entry here (docs/ARCHITECTURE.md).
+ * Adding a check is its file in functions/checks/ and one entry here, plus its name in
+ * CHECK_NAMES and its object in CATALOG (docs/ARCHITECTURE.md, "Adding a check").
  * Plain data, no I/O: the CDK stack imports it too.
  */
 import type { PagingTopic, TreatMissingData } from './alarms.ts';
