@@ -41,6 +41,10 @@ export const queryLatency: HealthCheck = {
     // Picking students must not itself wait behind a lock: that wait belongs to the probe, which
     // then measures it with a student that matches nothing (the path costs the same).
     let sampled: string[] = [];
+    // SET LOCAL outlives RELEASE SAVEPOINT (only a rollback to it undoes it): the probe's own lock
+    // timeout is put back by hand, or a reader stuck behind a lock on attempt_mv would end in
+    // 200 ms as "lock timeout" instead of counting as the slow reader it is.
+    const { rows: lockTimeout } = await db.query<{ v: string }>(`SELECT current_setting('lock_timeout') AS v`);
     await db.query('SAVEPOINT pick_students');
     try {
       await db.query('SET LOCAL lock_timeout = 200');
@@ -52,6 +56,7 @@ export const queryLatency: HealthCheck = {
       );
       sampled = sample.rows.map((r) => r.student_id);
       await db.query('RELEASE SAVEPOINT pick_students');
+      await db.query(`SELECT set_config('lock_timeout', $1, true)`, [lockTimeout[0]!.v]);
     } catch (err) {
       await db.query('ROLLBACK TO SAVEPOINT pick_students');
       const e = classifyDbError(err, 'latency probe');

@@ -286,6 +286,20 @@ describe('runbook section 3: statistics, locks, long queries, connections, laten
     expect(fast.check.message).toContain('on attempt (the view');
   });
 
+  it('query_latency counts a reader of attempt_mv stuck behind an uncommitted refresh as critical, not as a lock timeout', async () => {
+    const d = await fresh();
+    await d.admin.query(attemptMvSql('public'));
+    await d.admin.query('REFRESH MATERIALIZED VIEW attempt_mv');
+    const holder = await connect(d);
+    // Students are picked from exam_results (not locked); the probe on attempt_mv then waits.
+    await holder.query('BEGIN; REFRESH MATERIALIZED VIEW attempt_mv');
+    const stuck = await run(d, 'query_latency');
+    await holder.query('ROLLBACK');
+    expect(stuck.check).toMatchObject({ status: 'critical', severity: 'P1' });
+    expect(stuck.check.value).toBeGreaterThan(2000);
+    expect(stuck.check.message).toMatch(/^timed out: .* on attempt_mv$/);
+  });
+
   it('query_latency probes attempt_mv when it is populated', async () => {
     const d = await fresh();
     await d.admin.query(attemptMvSql('public'));
