@@ -57,10 +57,13 @@ export const tableStats: HealthCheck = {
       const live = Number(r.live);
       const dead = Number(r.dead);
       const ratio = deadTupleRatio(dead, live);
-      const ageHours = Number(Number(r.age_hours).toFixed(2));
       const neverAnalyzed = r.last_analyze === null;
-      // An empty table that was never analyzed has nothing for the planner to misjudge.
-      const stale = neverAnalyzed ? live + dead + Number(r.modified) > 0 : ageHours > THRESHOLDS.statsAgeHours;
+      // An empty table that was never analyzed has nothing for the planner to misjudge: its age
+      // is 0, not the time since statistics began, or a copy just created on a database whose
+      // statistics began a week ago would page "stale statistics" (the metric is what the alarm sees).
+      const empty = live + dead + Number(r.modified) === 0;
+      const ageHours = neverAnalyzed && empty ? 0 : Number(Number(r.age_hours).toFixed(2));
+      const stale = neverAnalyzed ? !empty : ageHours > THRESHOLDS.statsAgeHours;
       const bloated = ratio > THRESHOLDS.deadTupleRatio;
       const modified = Number(r.modified);
       const modRatio = Number(modifiedRatio(modified, live).toFixed(4));

@@ -358,7 +358,9 @@ const REFRESHERS: Record<RefreshMode, Refresher> = {
         ? tableRebuildPlan(relation, schema)
         : mv.populated
           ? { mode: 'concurrent', reason: 'readers keep reading meanwhile', sql: [`REFRESH MATERIALIZED VIEW CONCURRENTLY ${relation}`] }
-          : { mode: 'full', reason: 'never populated, and CONCURRENTLY needs a populated view', sql: [`REFRESH MATERIALIZED VIEW ${relation}`] },
+          // Analyzed too: a new copy has no statistics, and autovacuum never analyzes a small one,
+          // so table_stats would call it stale until the daily analyze.
+          : { mode: 'full', reason: 'never populated, and CONCURRENTLY needs a populated view', sql: [`REFRESH MATERIALIZED VIEW ${relation}`, `ANALYZE ${relation}`] },
   },
   full: {
     plan: (relation, mv, schema) =>

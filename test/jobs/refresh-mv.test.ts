@@ -44,7 +44,7 @@ describe('refresh-mv', () => {
     // Act
     const report = await runRefresh(jobDeps(pool), { dryRun: true });
     // Assess
-    expect(report.actions).toEqual([expect.objectContaining({ outcome: 'planned', sql: ['REFRESH MATERIALIZED VIEW "public"."attempt_mv"'] })]);
+    expect(report.actions).toEqual([expect.objectContaining({ outcome: 'planned', sql: ['REFRESH MATERIALIZED VIEW "public"."attempt_mv"', 'ANALYZE "public"."attempt_mv"'] })]);
     expect(await catalogChecksum(db.admin)).toBe(before);
     expect(await runs(db)).toEqual([]);
   });
@@ -56,9 +56,11 @@ describe('refresh-mv', () => {
     const { report } = await executeJob({ job: 'refresh-mv', target: 'test', sink, dryRun: false, log: silentLogger, run: () => runRefresh(jobDeps(pool)) });
     // Assess
     expect(report).toMatchObject({ version: 1, job: 'refresh-mv', target: 'test', status: 'ok', mode: 'concurrent', dryRun: false });
-    expect(report.actions[0]).toMatchObject({ object: 'public.attempt_mv', outcome: 'done', sql: ['REFRESH MATERIALIZED VIEW "public"."attempt_mv"'], after: { populated: true, rows: 24, mode: 'full' } });
+    expect(report.actions[0]).toMatchObject({ object: 'public.attempt_mv', outcome: 'done', sql: ['REFRESH MATERIALIZED VIEW "public"."attempt_mv"', 'ANALYZE "public"."attempt_mv"'], after: { populated: true, rows: 24, mode: 'full' } });
     expect(await count(db.admin, MV_EQUALS_VIEW)).toBe(0);
     expect(await count(db.admin, 'SELECT count(*) AS n FROM attempt_mv')).toBe(24);
+    // Analyzed with it: a new copy would otherwise have no statistics until the daily analyze.
+    expect(await count(db.admin, `SELECT count(*) AS n FROM pg_stats WHERE schemaname = 'public' AND tablename = 'attempt_mv'`)).toBeGreaterThan(0);
     expect(await runs(db)).toEqual([
       { job: 'refresh-mv', mode: 'full', outcome: 'success', rows: '24', error: null, finished: true, details: expect.objectContaining({ requestedMode: 'concurrent' }) },
     ]);
