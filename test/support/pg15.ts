@@ -8,10 +8,11 @@ import path from 'node:path';
 export const PG15_BIN = '/usr/lib/postgresql/15/bin';
 
 /**
- * Not rerun: the stack and contract files (no SQL that depends on the server version) and
- * bench options (argument parsing).
+ * Not rerun: the stack and contract files (no SQL that depends on the server version), bench
+ * options (argument parsing), and the paging timeline, which exercises the alarms, not the SQL,
+ * and runs its clock-driven cases on a cluster of its own (the jobs' SQL runs on 15 in the others).
  */
-const NOT_RERUN = [/^test\/stack\//, /^test\/contract\//, /^test\/bench\/options\.test\.ts$/];
+const NOT_RERUN = [/^test\/stack\//, /^test\/contract\//, /^test\/bench\/options\.test\.ts$/, /^test\/timeline\//];
 
 /**
  * The test files that talk to the run's server: those that reach it through test/support/db.ts
