@@ -351,6 +351,14 @@ function incrementalOnTable(relation: string, schema: string, mv: MvState): Refr
  * One entry per mode. A plan without run() has its statements run in order, in one transaction,
  * on the session that holds the advisory lock; a new mode is a new entry here.
  */
+/**
+ * A plain REFRESH; the first one also analyzes: a new copy has no statistics, and autovacuum never
+ * analyzes a small one, so table_stats would call it stale until the daily analyze.
+ */
+function plainRefreshSql(relation: string, mv: MvState): string[] {
+  return [`REFRESH MATERIALIZED VIEW ${relation}`, ...(mv.populated ? [] : [`ANALYZE ${relation}`])];
+}
+
 const REFRESHERS: Record<RefreshMode, Refresher> = {
   concurrent: {
     plan: (relation, mv, schema) =>
@@ -358,15 +366,13 @@ const REFRESHERS: Record<RefreshMode, Refresher> = {
         ? tableRebuildPlan(relation, schema)
         : mv.populated
           ? { mode: 'concurrent', reason: 'readers keep reading meanwhile', sql: [`REFRESH MATERIALIZED VIEW CONCURRENTLY ${relation}`] }
-          // Analyzed too: a new copy has no statistics, and autovacuum never analyzes a small one,
-          // so table_stats would call it stale until the daily analyze.
-          : { mode: 'full', reason: 'never populated, and CONCURRENTLY needs a populated view', sql: [`REFRESH MATERIALIZED VIEW ${relation}`, `ANALYZE ${relation}`] },
+          : { mode: 'full', reason: 'never populated, and CONCURRENTLY needs a populated view', sql: plainRefreshSql(relation, mv) },
   },
   full: {
     plan: (relation, mv, schema) =>
       mv.tableCopy
         ? tableRebuildPlan(relation, schema)
-        : { mode: 'full', reason: 'as asked: readers of attempt_mv wait until it commits', sql: [`REFRESH MATERIALIZED VIEW ${relation}`] },
+        : { mode: 'full', reason: 'as asked: readers of attempt_mv wait until it commits', sql: plainRefreshSql(relation, mv) },
   },
   incremental: {
     plan: (relation, mv, schema) => (mv.tableCopy ? incrementalPlan(relation, schema, mv) : convertPlan(relation, schema, mv)),
