@@ -12,7 +12,7 @@
  */
 import type { PagingTopic, TreatMissingData } from './alarms.ts';
 import type { MetricUnit } from './metrics.ts';
-import { ANALYZE_TABLES, CHECK_NAMES, RUNBOOK, failureStatus, type CheckName, type RunbookAnchor, type Severity } from './vocabulary.ts';
+import { ANALYZE_TABLES, CHECK_NAMES, RUNBOOK, failureStatus, type CheckName, type JobName, type RunbookAnchor, type Severity } from './vocabulary.ts';
 
 /**
  * When a signal is sampled, which decides how fast its alarm can and should fire:
@@ -105,6 +105,8 @@ export interface SignalSpec {
   /** A check that publishes this besides its own value. */
   readonly alsoFrom?: CheckName;
   readonly scope: SignalScope;
+  /** The job whose run measures the value, where the scope's job only republishes it (the refresh's verification). */
+  readonly measuredBy?: JobName;
   readonly runbook?: RunbookAnchor;
   /** One series per table (dimension Table), and one alarm per table. */
   readonly perTable?: readonly string[];
@@ -302,7 +304,7 @@ export const SIGNALS = [
   },
   {
     metric: 'attempt_mv_divergent_rows', unit: 'Count', description: 'sampled attempt_mv rows that differ from the view (ties as multisets)',
-    check: { name: 'mv_fidelity', summary: 'attempt_mv equals the view' }, scope: 'catalog', runbook: RUNBOOK.mvRefresh,
+    check: { name: 'mv_fidelity', summary: 'attempt_mv equals the view' }, scope: 'catalog', measuredBy: 'refresh-mv', runbook: RUNBOOK.mvRefresh,
     levels: [{ severity: 'P1', threshold: 0, comparison: 'greater', name: 'mvDivergentRows', alarm: { id: 'copy-differs', title: 'copy differs' } }],
     dashboard: { graph: 'mv-fidelity', line: 1, label: '(rows)' },
   },
