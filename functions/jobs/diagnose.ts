@@ -24,7 +24,7 @@ import { viewQueryable } from '../checks/view-queryable.ts';
 import { viewSchema } from '../checks/view-schema.ts';
 import {
   CHECK_SPECS, INCIDENTS, REPORT_VERSION, RUNBOOK, THRESHOLDS, failureStatus, judge, overallStatus,
-  type DiagnoseReport, type Finding, type Incident, type RunbookAnchor,
+  type CheckName, type DiagnoseReport, type Finding, type Incident, type RunbookAnchor,
 } from '../contract/index.ts';
 import { ConfigError, classifyDbError } from '../db/errors.ts';
 import { qualified } from '../db/identifiers.ts';
@@ -35,7 +35,8 @@ import { judgeIn, readFacts, type Judged } from '../ops/measure.ts';
 import { summarizePlan } from '../ops/plan.ts';
 import { cappedTimeout } from './analyze.ts';
 import type { JobDeps } from './deps.ts';
-import { DEFAULT_SETTINGS } from './health-check.ts';
+import { DEFAULT_SETTINGS, mergeFindings } from './health-check.ts';
+import { findingsKept } from './health-scope.ts';
 
 export interface DiagnoseOptions {
   incident: Incident;
@@ -70,6 +71,8 @@ interface Ctx {
 interface Diagnosis {
   findings: Finding[];
   next: string[];
+  /** Data-quality checks it measured over every row: remembered as open findings, as a full health check's are. */
+  measured?: { check: CheckName; judged: Judged }[];
 }
 
 function finding(name: string, check: Finding['check'], judged: Pick<Judged, 'status' | 'message'>, data: Record<string, unknown>): Finding {
@@ -397,7 +400,7 @@ async function diagnoseDataQuality(c: Ctx): Promise<Diagnosis> {
     next.push('fix the source rows listed above at their origin (escalate to L2 if the cause is a loader); no automatic fix rewrites results');
   }
   next.push('attempt-ops check --full --only view_queryable,required_nulls,orphan_results');
-  return { findings, next };
+  return { findings, next, measured: [{ check: 'view_queryable', judged: poison }, { check: 'required_nulls', judged: nulls }, { check: 'orphan_results', judged: orphans }] };
 }
 
 async function diagnoseDuplicates(c: Ctx): Promise<Diagnosis> {
@@ -464,7 +467,7 @@ async function diagnoseDuplicates(c: Ctx): Promise<Diagnosis> {
   const next: string[] = [];
   if (pairGroups > 0) next.push('attempt-ops remediate quarantine-duplicates', 'attempt-ops remediate quarantine-duplicates --apply');
   next.push('attempt-ops check --full --only duplicate_ids');
-  return { findings, next };
+  return { findings, next, measured: [{ check: 'duplicate_ids', judged }] };
 }
 
 const DIAGNOSES: Record<Incident, (c: Ctx) => Promise<Diagnosis>> = {
@@ -474,6 +477,24 @@ const DIAGNOSES: Record<Incident, (c: Ctx) => Promise<Diagnosis>> = {
   'data-quality': diagnoseDataQuality,
   duplicates: diagnoseDuplicates,
 };
+
+/**
+ * What the diagnosis found over every row joins the open findings (issue 11: any run that finds a
+ * defect remembers it, so the hourly runs count it until a run re-reads its rows and finds them
+ * fixed). Only attempt-ops' own bookkeeping changes; the user's data is read-only as ever. A role
+ * that may not record findings still gets its diagnosis: the failure is logged, not raised.
+ */
+async function rememberFindings(deps: JobDeps, measured: readonly { check: CheckName; judged: Judged }[]): Promise<void> {
+  const withRows = measured.filter((m) => m.judged.found !== undefined && m.judged.value !== null);
+  if (withRows.length === 0 || !(await findingsKept(deps).catch(() => false))) return;
+  for (const { check, judged } of withRows) {
+    try {
+      await mergeFindings(deps, check, { value: judged.value, message: judged.message, found: judged.found }, { full: true, students: [], nullStudent: false });
+    } catch (err) {
+      deps.log?.warn('findings not recorded', { check, error: classifyDbError(err, 'record findings').message });
+    }
+  }
+}
 
 export async function runDiagnose(deps: JobDeps, options: DiagnoseOptions): Promise<DiagnoseReport> {
   // Callers outside TypeScript (a hand-built payload, the demo) reach here too.
@@ -497,6 +518,7 @@ export async function runDiagnose(deps: JobDeps, options: DiagnoseOptions): Prom
   } catch (err) {
     throw classifyDbError(err, `diagnose ${options.incident}`);
   }
+  await rememberFindings(deps, diagnosis.measured ?? []);
   deps.log?.info('diagnosis finished', { incident: options.incident, findings: diagnosis.findings.map((f) => `${f.name}: ${f.status}`) });
   return {
     version: REPORT_VERSION,

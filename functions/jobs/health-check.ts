@@ -92,7 +92,7 @@ export interface FindingsScope {
  * Open findings: what the check found replaces what was open for the rows it re-read, and what
  * stays open elsewhere still counts. Outside the check's read-only transaction.
  */
-async function mergeFindings(deps: JobDeps, name: string, m: Measurement, scope: FindingsScope): Promise<Measurement> {
+export async function mergeFindings(deps: JobDeps, name: string, m: Measurement, scope: FindingsScope): Promise<Measurement> {
   if (m.found === undefined || m.value === null) return m;
   const { rows } = await deps.pool.query<{ carried: string }>(FINDINGS_MERGE_SQL, [deps.schema, name, scope.full, scope.students, scope.nullStudent, JSON.stringify(m.found)]);
   const carried = Number(rows[0]?.carried ?? 0);

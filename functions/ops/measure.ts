@@ -3,7 +3,7 @@
  * transaction, so a finding and the check that paged agree on what is wrong.
  */
 import { loadFacts } from '../checks/facts.ts';
-import type { CheckContext, DatabaseFacts, HealthCheck } from '../checks/types.ts';
+import type { CheckContext, DatabaseFacts, HealthCheck, Measurement } from '../checks/types.ts';
 import { judge, type Status } from '../contract/index.ts';
 import { classifyDbError } from '../db/errors.ts';
 import type { PoolClient } from '../db/pool.ts';
@@ -13,6 +13,8 @@ export interface Judged {
   value: number | null;
   message: string;
   details: unknown[];
+  /** Data-quality checks: what each raw student adds to the value (the open findings' rows). */
+  found?: Measurement['found'];
 }
 
 /** What loadFacts learns, read on the transaction's own client. */
@@ -28,7 +30,7 @@ export async function judgeIn(db: PoolClient, check: HealthCheck, ctx: Omit<Chec
     const m = await check.measure({ ...ctx, db });
     await db.query('RELEASE SAVEPOINT judge_check');
     const status: Status = m.status ?? (m.value === null ? 'unknown' : judge(check.spec, m.value));
-    return { status: status === 'skipped' ? 'ok' : status, value: m.value, message: m.message, details: m.details ?? [] };
+    return { status: status === 'skipped' ? 'ok' : status, value: m.value, message: m.message, details: m.details ?? [], ...(m.found ? { found: m.found } : {}) };
   } catch (err) {
     await db.query('ROLLBACK TO SAVEPOINT judge_check');
     const e = classifyDbError(err, check.spec.name);

@@ -5,7 +5,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DiagnoseReport, Finding, Incident } from '../../functions/contract/index.ts';
 import type { Pool } from '../../functions/db/pool.ts';
+import { runBootstrap } from '../../functions/jobs/bootstrap.ts';
 import { runDiagnose, type DiagnoseOptions } from '../../functions/jobs/diagnose.ts';
+import { runHealthCheck } from '../../functions/jobs/health-check.ts';
 import { summarizePlan } from '../../functions/ops/plan.ts';
 import { v1SelectSql } from '../../functions/sql/reference.ts';
 import { createTestDatabase, insertResult, seedClean, type TestDatabase } from '../support/db.ts';
@@ -88,8 +90,11 @@ describe('runs read-only', () => {
     await runDiagnose(jobDeps(recordingPool(d.pool('ops'), log)), { incident });
     expect(log[0]).toBe('BEGIN READ ONLY');
     expect(log.filter((l) => l.startsWith('BEGIN'))).toEqual(['BEGIN READ ONLY']);
-    expect(log.filter((l) => l.startsWith('pool:'))).toEqual([]);
-    expect(log.slice(-2)).toEqual(['transaction_read_only=on', 'COMMIT']);
+    // Outside it, only the question whether attempt_ops keeps open findings (it does not here).
+    const outside = log.filter((l) => l.startsWith('pool:'));
+    expect(outside).toEqual(incident === 'data-quality' || incident === 'duplicates' ? [expect.stringContaining('findings_merge')] : []);
+    const commit = log.lastIndexOf('COMMIT');
+    expect(log.slice(commit - 1, commit + 1)).toEqual(['transaction_read_only=on', 'COMMIT']);
   });
 });
 
@@ -296,6 +301,28 @@ describe('data-quality (runbook section 4)', () => {
     ]);
 
     expect(find(r, 'no_question_id')).toMatchObject({ status: 'ok', data: { total: 1, samples: [expect.objectContaining({ exam_result_id: 8401 })] } });
+  });
+});
+
+describe('open findings', () => {
+  it('what data-quality finds over every row is remembered, and the next hourly run counts it without re-reading those rows', async () => {
+    const d = await fresh();
+    const pool = d.pool('ops');
+    await runBootstrap(jobDeps(pool), { apply: true });
+    // Written with the capture off (as a restore would): no change names these rows.
+    await d.admin.query('ALTER TABLE exam_results DISABLE TRIGGER attempt_ops_capture_insert');
+    for (let i = 0; i < 3; i++) await insertResult(d.admin, { id: 8500 + i, student: null, json: { questionId: 1, isCorrect: true }, at: '2026-01-01T00:00:00Z' });
+    await d.admin.query('ALTER TABLE exam_results ENABLE ALWAYS TRIGGER attempt_ops_capture_insert');
+    // A first hourly run takes the capture's cursor; it reads the changes, of which there are none.
+    await runHealthCheck(jobDeps(pool), { checks: ['required_nulls'] });
+
+    const r = await diagnose(d, 'data-quality', {}, 'seedtest_user', false);
+    expect(find(r, 'null_required')).toMatchObject({ status: 'critical', data: { total: 3 } });
+    const open = await d.admin.query(`SELECT check_name, student, rows::int FROM attempt_ops.open_findings ORDER BY check_name`);
+    expect(open.rows).toEqual([{ check_name: 'required_nulls', student: null, rows: 3 }]);
+
+    const hourly = await runHealthCheck(jobDeps(pool), { checks: ['required_nulls'] });
+    expect(hourly.checks[0]).toMatchObject({ name: 'required_nulls', status: 'critical', value: 3 });
   });
 });
 
