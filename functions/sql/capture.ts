@@ -484,14 +484,16 @@ function eventTriggerFunctionsSql(): string {
         INSERT INTO ${DDL_EVENTS} (source_schema, command_tag, note)
         VALUES (s.source_schema, 'attempt-ops capture install', left('could not update the capture after this DDL: ' || SQLERRM, 500));
       END;`;
-  // Both watchers: never our own DDL, and once per schema whose capture is on.
+  // Both watchers: never our own DDL, and once per schema whose capture is on. Any session may set
+  // a custom setting, so "our own" also needs the session to be a role that runs our DDL (the
+  // owner of attempt_ops or the maintainer): anyone else setting it still has their DDL recorded.
   const watcherHead = `LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
   s record;
   c record;
   tags text[];
 BEGIN
-  IF current_setting('attempt_ops.capture_ddl', true) = 'on' THEN RETURN; END IF;
+  IF current_setting('attempt_ops.capture_ddl', true) = 'on' AND ${OPS}.capture_may_consume('refresh-mv') THEN RETURN; END IF;
   FOR s IN SELECT cs.source_schema FROM ${CAPTURE_SETTINGS} cs WHERE cs.enabled LOOP
     tags := '{}';`;
   return `CREATE OR REPLACE FUNCTION ${OPS}.capture_ddl_end() RETURNS event_trigger

@@ -241,6 +241,28 @@ describe('change capture', () => {
     expect((await captureCheck(db)).status).toBe('ok');
   });
 
+  it("a role that is not ours cannot hide its DDL from the watcher by setting attempt-ops' own setting", async () => {
+    const login = `ddlowner_${Math.random().toString(36).slice(2, 8)}`;
+    await db.admin.query(`CREATE ROLE ${login} LOGIN PASSWORD 'Ddl-Own-Pw-1'`);
+    await db.admin.query(`ALTER TABLE questions OWNER TO ${login}`);
+    const u = new URL(db.url);
+    u.username = login;
+    u.password = 'Ddl-Own-Pw-1';
+    const c = new pg.Client({ connectionString: u.toString() });
+    await c.connect();
+    try {
+      await c.query(`SET attempt_ops.capture_ddl = 'on'`);
+      await c.query('ALTER TABLE questions RENAME COLUMN tags TO labels');
+    } finally {
+      await c.end();
+    }
+    // (The owner change before it is recorded too: the admin's own DDL.)
+    const events = await db.admin.query(`SELECT command_tag, who FROM attempt_ops.ddl_events WHERE who = $1`, [login]);
+    expect(events.rows).toEqual([{ command_tag: 'ALTER TABLE', who: login }]);
+    expect((await captureCheck(db)).status).toBe('critical');
+    await db.admin.query(`ALTER TABLE questions RENAME COLUMN labels TO tags; ALTER TABLE questions OWNER TO CURRENT_USER; DROP ROLE ${login}`);
+  });
+
   it('the monitor role may read the log but cannot lock it, and no role but the owner may write it', async () => {
     const version = Number((await db.admin.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v);
     expect(version).toBeGreaterThan(0);
