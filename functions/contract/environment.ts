@@ -5,6 +5,11 @@
 export const ENV = {
   /** ARN of the Secrets Manager secret in the RDS format (host, port, username, password, dbname). */
   dbSecretArn: 'ATTEMPT_OPS_DB_SECRET_ARN',
+  /**
+   * Seconds a secret read from Secrets Manager (database, PagerDuty routing key) is used before it
+   * is read again, so a rotation reaches warm containers (default 300; 0 reads it on every run).
+   */
+  secretMaxAgeSeconds: 'ATTEMPT_OPS_SECRET_MAX_AGE_SECONDS',
   /** disable | require | verify-full (default verify-full in Lambda). */
   dbTls: 'ATTEMPT_OPS_DB_TLS',
   /** Optional PEM bundle; in Lambda NODE_EXTRA_CA_CERTS already carries the RDS CAs. */

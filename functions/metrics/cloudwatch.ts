@@ -5,6 +5,7 @@
 import type { CloudWatchClient, MetricDatum as CwDatum } from '@aws-sdk/client-cloudwatch';
 import type { MetricDatum } from '../contract/index.ts';
 import { AttemptOpsError } from '../db/errors.ts';
+import { isUnreachableEndpoint, nameUnreachableEndpoint, sdkClientConfig } from '../runtime/aws.ts';
 import type { MetricSink } from './sink.ts';
 
 export const MAX_DATUMS_PER_CALL = 1000;
@@ -18,10 +19,18 @@ export const MAX_BYTES_PER_CALL = 1_000_000 - 50_000;
 const sdk = () => import('@aws-sdk/client-cloudwatch');
 
 let client: CloudWatchClient | undefined;
-/** One client per container, made on first use. Retries are ours (below), so they are testable. */
+/**
+ * One client per container, made on first use. Retries are ours (below), so they are testable;
+ * the connect and request timeouts are the shared ones.
+ */
 export async function cloudWatchClient(): Promise<CloudWatchClient> {
-  client ??= new (await sdk()).CloudWatchClient({ maxAttempts: 1 });
+  client ??= nameUnreachableEndpoint(new (await sdk()).CloudWatchClient(sdkClientConfig({ maxAttempts: 1 })), 'CloudWatch');
   return client;
+}
+
+/** For tests: forget the client, as a new container would. */
+export function resetCloudWatchClient(): void {
+  client = undefined;
 }
 
 export interface RetryPolicy {
@@ -36,8 +45,12 @@ export const DEFAULT_RETRY: RetryPolicy = {
   sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
 };
 
-/** Throttling and server-side faults are worth another try; a bad request is not. */
+/**
+ * Throttling and server-side faults are worth another try; a bad request is not, and neither is
+ * an endpoint that cannot be reached: a missing route does not appear in a second.
+ */
 export function isRetryable(err: unknown): boolean {
+  if (isUnreachableEndpoint(err)) return false;
   const e = err as { name?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
   const status = e.$metadata?.httpStatusCode ?? 0;
   return Boolean(e.$retryable) || status >= 500 || status === 429 || /Throttl|RequestLimitExceeded|ServiceUnavailable|InternalFailure|TimeoutError|NetworkingError|ECONNRESET/.test(e.name ?? '');
@@ -89,14 +102,14 @@ export function cloudWatchSink(options: { namespace: string; client?: CloudWatch
             await cw.send(new PutMetricDataCommand({ Namespace: options.namespace, MetricData: batch }));
             break;
           } catch (err) {
-            const name = (err as { name?: string }).name ?? 'Error';
+            const why = isUnreachableEndpoint(err) ? (err as Error).message : ((err as { name?: string }).name ?? 'Error');
             if (attempt < retry.attempts && isRetryable(err)) {
               // Exponential backoff with full jitter, as AWS recommends for throttling.
               await retry.sleep(Math.random() * retry.baseDelayMs * 2 ** (attempt - 1));
               continue;
             }
             // Fail the job loudly rather than drop a metric silently.
-            throw new AttemptOpsError('metrics', `PutMetricData failed after ${attempt} attempt(s) (${name}): ${batch.length} datum(s) not published`, { cause: err });
+            throw new AttemptOpsError('metrics', `PutMetricData failed after ${attempt} attempt(s) (${why}): ${batch.length} datum(s) not published`, { cause: err });
           }
         }
       }
