@@ -1,60 +1,62 @@
 /**
- * What every job handler shares: configuration read once, the secret fetched once, one pool and
- * one CloudWatch client per container, payload validation before any SQL, metrics (with the
- * job_success heartbeat) after the run, and a thrown error when the job failed so that Lambda's
- * Errors metric and its alarm see it.
+ * What every job handler shares: configuration read once, the database secret read with a max
+ * age, one pool per secret value and one CloudWatch client per container, payload validation
+ * before any SQL, metrics (with the job_success heartbeat) after the run, and a thrown error when
+ * the job failed so that Lambda's Errors metric and its alarm see it.
  */
-import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import middy, { type MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type * as z from 'zod/mini';
 import { describeIssues, type JobName, type ReportEnvelope } from '../contract/index.ts';
-import { fromSecretString, type ConnectionSettings } from '../db/connection.ts';
+import { fromSecretString } from '../db/connection.ts';
 import { ConfigError } from '../db/errors.ts';
 import { createPool, type Pool, type SessionTimeouts } from '../db/pool.ts';
 import type { JobDeps } from '../jobs/deps.ts';
 import { executeJob } from '../jobs/execute.ts';
-import { cloudWatchSink } from '../metrics/cloudwatch.ts';
+import { cloudWatchSink, resetCloudWatchClient } from '../metrics/cloudwatch.ts';
 import { noneSink, stdoutSink, type MetricSink } from '../metrics/sink.ts';
+import { getSecretString, resetSecrets } from '../runtime/aws.ts';
 import { readLambdaConfig, type RuntimeConfig } from '../runtime/config.ts';
 import { createLogger, type Logger } from '../runtime/log.ts';
 
 let config: RuntimeConfig | undefined;
-let secrets: SecretsManagerClient | undefined;
-let settings: Promise<ConnectionSettings> | undefined;
-let pool: Pool | undefined;
+/** The pool and the SecretString it was built from: a rotated secret means a new pool. */
+let current: { secretString: string | undefined; pool: Pool } | undefined;
 
 export function getConfig(): RuntimeConfig {
   config ??= readLambdaConfig();
   return config;
 }
 
-async function fetchSettings(cfg: RuntimeConfig): Promise<ConnectionSettings> {
-  // Loaded on first use: the SDK's module loading stays out of the cold start's init phase.
-  const { GetSecretValueCommand, SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
-  secrets ??= new SecretsManagerClient({});
-  let secretString: string | undefined;
-  try {
-    const out = await secrets.send(new GetSecretValueCommand({ SecretId: cfg.secretArn }));
-    secretString = out.SecretString;
-  } catch (err) {
-    const name = (err as { name?: string }).name ?? 'Error';
-    throw new ConfigError(`cannot read secret ${cfg.secretArn} (${name})`, { cause: err });
+/**
+ * The pool for the secret's current value. The secret is re-read once it is older than its max
+ * age, or at once with forceFetch; a changed value replaces the pool (idle sessions of the old
+ * one still work, new ones would not). A failed secret read is retried on the next invoke.
+ */
+export async function getPool(job: JobName, log: Logger, timeouts?: Partial<SessionTimeouts>, options: { forceFetch?: boolean } = {}): Promise<Pool> {
+  const cfg = getConfig();
+  const secretString = await getSecretString(cfg.secretArn!, options);
+  if (current && current.secretString === secretString) return current.pool;
+  // Validated before the old pool is dropped: a malformed new value fails this run only.
+  const settings = fromSecretString(secretString, cfg.secretArn!, cfg.tls, cfg.caFile);
+  const old = current?.pool;
+  current = { secretString, pool: createPool(settings, { job, timeouts: { ...cfg.timeouts, ...timeouts }, onError: (m) => log.warn(m) }) };
+  if (old) {
+    log.info('database secret changed: new connection pool', { secret: cfg.secretArn });
+    void old.end().catch(() => undefined);
   }
-  return fromSecretString(secretString, cfg.secretArn!, cfg.tls, cfg.caFile);
+  return current.pool;
 }
 
-/** The container's pool, made on first use. A failed secret fetch is retried on the next invoke. */
-export async function getPool(job: JobName, log: Logger, timeouts?: Partial<SessionTimeouts>): Promise<Pool> {
-  if (pool) return pool;
-  const cfg = getConfig();
-  settings ??= fetchSettings(cfg).catch((err) => {
-    settings = undefined;
-    throw err;
-  });
-  const s = await settings;
-  pool ??= createPool(s, { job, timeouts: { ...cfg.timeouts, ...timeouts }, onError: (m) => log.warn(m) });
-  return pool;
+/**
+ * 28P01 (invalid_password) only: the secret may have rotated since it was read. 28000 (no
+ * pg_hba entry, a role without LOGIN) is not a stale password, and re-reading would not help.
+ */
+export function isPasswordRejected(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === '28P01') return true;
+  }
+  return false;
 }
 
 export function sinkFor(cfg: RuntimeConfig): MetricSink {
@@ -66,10 +68,10 @@ export function sinkFor(cfg: RuntimeConfig): MetricSink {
 /** For tests: forget the container's state, as a new container would. */
 export function resetContainer(): void {
   config = undefined;
-  secrets = undefined;
-  settings = undefined;
-  const p = pool;
-  pool = undefined;
+  resetSecrets();
+  resetCloudWatchClient();
+  const p = current?.pool;
+  current = undefined;
   void p?.end().catch(() => undefined);
 }
 
@@ -115,8 +117,19 @@ export function createJobHandler<S extends z.ZodMiniType, R extends ReportEnvelo
       dryRun: options.isDryRun?.(payload) ?? false,
       log,
       run: async () => {
-        const p = await getPool(options.job, log, options.timeouts);
-        return options.run({ pool: p, target: cfg.target, schema: cfg.schema, appRole: cfg.appRole, log, remainingMs }, payload);
+        const attempt = async (forceFetch: boolean) => {
+          const p = await getPool(options.job, log, options.timeouts, { forceFetch });
+          return options.run({ pool: p, target: cfg.target, schema: cfg.schema, appRole: cfg.appRole, log, remainingMs }, payload);
+        };
+        try {
+          return await attempt(false);
+        } catch (err) {
+          if (!isPasswordRejected(err)) throw err;
+          // A rotation since the secret was read: read it again, once, and rerun on a new pool.
+          // A second rejection is the job's failure (a password that is really wrong).
+          log.warn('the database rejected the password: reading the secret again and retrying once', { secret: cfg.secretArn });
+          return attempt(true);
+        }
       },
     });
     return report;

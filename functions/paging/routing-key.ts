@@ -1,10 +1,11 @@
 /**
- * The PagerDuty routing key, read from Secrets Manager once per container. The secret holds the
+ * The PagerDuty routing key, read from Secrets Manager and used for the secrets' max age
+ * (functions/runtime/aws.ts), so a rotated key reaches warm containers. The secret holds the
  * 32-character integration key, either as the whole SecretString or as {"routing_key": "..."}.
  * Messages name the secret and what is wrong with it, never its value.
  */
-import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ConfigError } from '../db/errors.ts';
+import { getSecretString, resetSecrets } from '../runtime/aws.ts';
 
 const ROUTING_KEY = /^[A-Za-z0-9]{32}$/;
 
@@ -29,32 +30,12 @@ export function parseRoutingKey(secretString: string | undefined, secretId: stri
   return candidate;
 }
 
-let client: SecretsManagerClient | undefined;
-let cached: { secretId: string; key: Promise<string> } | undefined;
-
-/** The routing key for this container; a failed read is retried on the next invocation. */
-export function getRoutingKey(secretId: string): Promise<string> {
-  if (cached?.secretId === secretId) return cached.key;
-  // The SDK module loads on first use, outside the cold start's init phase.
-  const key = import('@aws-sdk/client-secrets-manager')
-    .then(({ GetSecretValueCommand, SecretsManagerClient }) => {
-      client ??= new SecretsManagerClient({});
-      return client.send(new GetSecretValueCommand({ SecretId: secretId }));
-    })
-    .catch((err: unknown) => {
-      const name = (err as { name?: string }).name ?? 'Error';
-      throw new ConfigError(`cannot read secret ${secretId} (${name})`, { cause: err });
-    })
-    .then((out) => parseRoutingKey(out.SecretString, secretId));
-  key.catch(() => {
-    if (cached?.key === key) cached = undefined;
-  });
-  cached = { secretId, key };
-  return key;
+/** The routing key for now; a failed read is retried on the next invocation. */
+export async function getRoutingKey(secretId: string): Promise<string> {
+  return parseRoutingKey(await getSecretString(secretId), secretId);
 }
 
 /** For tests: forget the cached key and client, as a new container would. */
 export function resetRoutingKey(): void {
-  cached = undefined;
-  client = undefined;
+  resetSecrets();
 }

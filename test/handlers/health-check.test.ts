@@ -1,6 +1,7 @@
 /**
  * The health-check Lambda handler end to end: Secrets Manager and CloudWatch through
- * aws-sdk-client-mock, the database real.
+ * aws-sdk-client-mock (counting calls, faults moto cannot make), the database real. Against moto's
+ * server: aws-api.test.ts.
  */
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
@@ -32,7 +33,7 @@ describe('health-check handler', () => {
     expect(datums).toHaveLength(report.metrics.length + 1);
     expect(datums).toContainEqual(expect.objectContaining({ MetricName: 'job_success', Value: 1, Dimensions: [{ Name: 'Database', Value: 'prod-eu' }, { Name: 'Job', Value: 'health-check' }] }));
     expect(datums).toContainEqual(expect.objectContaining({ MetricName: 'attempt_view_exists', Value: 1, Unit: 'Count' }));
-    // The secret is fetched once per container, not per invocation.
+    // Within its max age the secret is read once per container, not per invocation.
     await handler(scheduled, context);
     expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
   });
@@ -79,9 +80,7 @@ describe('health-check handler', () => {
 
   it('throws when the database is unreachable, after publishing job_success 0', async () => {
     secrets.on(GetSecretValueCommand).resolves({ SecretString: secretFor(db.url, { port: 1 }) });
-    const started = Date.now();
     await expect(handler(scheduled, context)).rejects.toMatchObject({ kind: 'connection' });
-    expect(Date.now() - started).toBeLessThan(5_000);
     expect(sentDatums()).toEqual([expect.objectContaining({ MetricName: 'job_success', Value: 0 })]);
   });
 
