@@ -50,8 +50,12 @@ describe('benchmark harness on 2,000 rows', () => {
     expect(incremental.window).toMatch(/^since \d{4}-\d\d-\d\dT/);
     expect(incremental.windowRows).toBeGreaterThan(0);
     expect(incremental.windowRows).toBeLessThan(ROWS);
-    expect(full).toMatchObject({ scope: 'full', window: 'every row', windowRows: ROWS, status: 'ok' });
-    expect(incremental.dataQuality).toEqual({ view_queryable: 'ok', required_nulls: 'ok', orphan_results: 'ok', duplicate_ids: 'ok', attempt_no_ties: 'ok' });
+    // The data's verdicts, not the overall status: query_latency is a wall-clock probe, and a
+    // loaded machine makes it a warning (over 400 ms) without anything being wrong with the data.
+    expect(full).toMatchObject({ scope: 'full', window: 'every row', windowRows: ROWS });
+    const clean = { view_queryable: 'ok', required_nulls: 'ok', orphan_results: 'ok', duplicate_ids: 'ok', attempt_no_ties: 'ok' };
+    expect(full.dataQuality).toEqual(clean);
+    expect(incremental.dataQuality).toEqual(clean);
     expect(incremental.dbMs.samples).toHaveLength(1);
     expect(incremental.statements).toBeGreaterThan(0);
     expect(incremental.problems).toEqual([]);

@@ -278,8 +278,19 @@ const FIX = 100 * MIN;
 const TWO_MINUTELY = 3 * MIN;
 const TWO_HOURLY = 2 * HOUR;
 
-/** A valid result row for `student`: what an application write looks like. */
+/** A valid result's JSON for question q: what an application write looks like. */
 const validJson = (q: number) => ({ questionId: q, studentAnswer: 'x', isCorrect: true, responseTime: 900 });
+
+/** Autovacuum not keeping up (here: off for the table), then a bulk load of valid rows, one student each. */
+async function bulkLoad(rows: number): Promise<void> {
+  await db.admin.query('ALTER TABLE exam_results SET (autovacuum_enabled = false)');
+  await db.admin.query(
+    `INSERT INTO exam_results (id, student_id, result_json, completed_at)
+     SELECT 50000 + g, 'bulk-' || g, jsonb_build_object('questionId', 1 + g % 4, 'studentAnswer', 'x', 'isCorrect', true, 'responseTime', 900), now()
+       FROM generate_series(1, $1::int) g`,
+    [rows],
+  );
+}
 
 describe('timeline: the template alarms on a virtual clock, paging through the real forwarder', { timeout: 300_000 }, () => {
   it('a fresh deploy and one day of every schedule on a clean database page nothing', async () => {
@@ -579,11 +590,7 @@ describe('timeline: the template alarms on a virtual clock, paging through the r
       minutes: 3 * 60 + 5,
       at: {
         70: async () => {
-          // Autovacuum not keeping up (here: off for the table), then a bulk load.
-          await db.admin.query('ALTER TABLE exam_results SET (autovacuum_enabled = false)');
-          await db.admin.query(`INSERT INTO exam_results (id, student_id, result_json, completed_at)
-            SELECT 50000 + g, 'bulk-' || g, jsonb_build_object('questionId', 1 + g % 4, 'studentAnswer', 'x', 'isCorrect', true, 'responseTime', 900), now()
-              FROM generate_series(1, 300) g`);
+          await bulkLoad(300);
           await db.admin.query('SELECT pg_stat_force_next_flush()');
         },
         130: async ({ deps, timeline }) => {
@@ -599,10 +606,7 @@ describe('timeline: the template alarms on a virtual clock, paging through the r
       minutes: 3 * 60 + 5,
       at: {
         70: async () => {
-          await db.admin.query('ALTER TABLE exam_results SET (autovacuum_enabled = false)');
-          await db.admin.query(`INSERT INTO exam_results (id, student_id, result_json, completed_at)
-            SELECT 50000 + g, 'bulk-' || g, jsonb_build_object('questionId', 1 + g % 4, 'studentAnswer', 'x', 'isCorrect', true, 'responseTime', 900), now()
-              FROM generate_series(1, 2000) g`);
+          await bulkLoad(2000);
           await db.admin.query('DELETE FROM exam_results WHERE id > 50000 AND id % 2 = 0');
           // Fresh statistics, so that the modified ratio is not this case's: the writes' counts
           // reach the statistics first (a flush after the session's next statement), then ANALYZE.
