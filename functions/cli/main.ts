@@ -2,6 +2,7 @@
  * `attempt-ops <command>`: parse, validate, dispatch, and turn every failure into one line on
  * stderr and a Nagios exit code (0 ok, 1 warning, 2 critical or job failed, 3 unknown).
  */
+import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { EXIT_CODES } from '../contract/index.ts';
 import { AttemptOpsError, ConfigError, oneLine } from '../db/errors.ts';
@@ -9,6 +10,12 @@ import type { Command } from './command.ts';
 import { COMMANDS } from './commands/index.ts';
 import { processIo, type CliIo } from './io.ts';
 import { GLOBAL_OPTIONS, readGlobalOptions } from './options.ts';
+import { didYouMean } from './suggest.ts';
+
+/** The installed package's version: what `--version` prints and a bug report needs. */
+export function version(): string {
+  return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+}
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.usage.length));
@@ -25,16 +32,21 @@ function help(): string {
     '  --target NAME             the Database dimension (default local)',
     '  --json                    print the JSON report',
     '  --verbose                 log lines and stack traces on stderr',
+    '  --version                 print the version',
     '',
     'exit codes: 0 ok, 1 warning, 2 critical or job failed, 3 unknown (unreachable, bad config or arguments)',
   ].join('\n');
 }
 
 function parse(command: Command, argv: string[]) {
+  const options = { ...GLOBAL_OPTIONS, ...command.options };
   try {
-    return parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...command.options }, allowPositionals: true, strict: true });
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new ConfigError(`${command.name}: ${oneLine(err).replace(/\. To specify a positional argument.*$/, '')}`);
+    const message = oneLine(err).replace(/\. To specify a positional argument.*$/, '');
+    const unknown = /^Unknown option '(--?[^']+)'/.exec(message)?.[1];
+    const hint = unknown ? didYouMean(unknown, Object.keys(options).map((o) => `--${o}`)) : '';
+    throw new ConfigError(`${command.name}: ${message}${hint}`);
   }
 }
 
@@ -44,10 +56,17 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     io.stdout(`${help()}\n`);
     return name === undefined ? EXIT_CODES.unknown : EXIT_CODES.ok;
   }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    io.stdout(`attempt-ops ${version()}\n`);
+    return EXIT_CODES.ok;
+  }
   const command = COMMANDS.find((c) => c.name === name);
   let verbose = rest.includes('--verbose');
   try {
-    if (!command) throw new ConfigError(`unknown command ${JSON.stringify(name)} (commands: ${COMMANDS.map((c) => c.name).join(', ')})`);
+    if (!command) {
+      const names = COMMANDS.map((c) => c.name);
+      throw new ConfigError(`unknown command ${JSON.stringify(name)}${didYouMean(name, names)} (commands: ${names.join(', ')})`);
+    }
     const { values, positionals } = parse(command, rest);
     if (values.help) {
       io.stdout(`usage: attempt-ops ${command.usage}\n${command.summary}\n`);

@@ -7,6 +7,7 @@ import { fromPgEnv, fromUrl, type ConnectionSettings } from '../db/connection.ts
 import { ConfigError } from '../db/errors.ts';
 import { validateIdentifier } from '../db/identifiers.ts';
 import { validateNamespace, validateTarget, type MetricsMode } from '../runtime/config.ts';
+import { didYouMean } from './suggest.ts';
 
 export const GLOBAL_OPTIONS = {
   'database-url': { type: 'string' },
@@ -59,12 +60,15 @@ export function listOption<T extends string>(value: string | undefined, flag: st
   const items = value.split(',').map((s) => s.trim()).filter(Boolean);
   if (items.length === 0) throw new ConfigError(`${flag} needs at least one name`);
   const unknown = items.filter((i) => !(allowed as readonly string[]).includes(i));
-  if (unknown.length > 0) throw new ConfigError(`${flag}: unknown name ${unknown.join(', ')} (known: ${allowed.join(', ')})`);
+  if (unknown.length > 0) {
+    const hint = unknown.length === 1 ? didYouMean(unknown[0]!, allowed) : '';
+    throw new ConfigError(`${flag}: unknown name ${unknown.join(', ')}${hint} (known: ${allowed.join(', ')})`);
+  }
   return [...new Set(items)] as T[];
 }
 
 export function oneOfOption<T extends string>(value: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
   if (value === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(value)) throw new ConfigError(`${flag} must be one of ${allowed.join(', ')}`);
+  if (!(allowed as readonly string[]).includes(value)) throw new ConfigError(`${flag} must be one of ${allowed.join(', ')}${didYouMean(value, allowed)}`);
   return value as T;
 }

@@ -6,6 +6,7 @@ import type { Command } from '../command.ts';
 import { renderDiagnoseReport } from '../render.ts';
 import { openSession } from '../session.ts';
 import { runbookBase } from './check.ts';
+import { didYouMean } from '../suggest.ts';
 
 export const diagnose: Command = {
   name: 'diagnose',
@@ -15,7 +16,7 @@ export const diagnose: Command = {
   positionals: 1,
   async run({ global, positionals, io }) {
     const incident = INCIDENTS.find((i) => i === positionals[0]);
-    if (!incident) throw new ConfigError(`diagnose: unknown incident ${JSON.stringify(positionals[0])} (incidents: ${INCIDENTS.join(', ')})`);
+    if (!incident) throw new ConfigError(`diagnose: unknown incident ${JSON.stringify(positionals[0])}${didYouMean(String(positionals[0]), INCIDENTS)} (incidents: ${INCIDENTS.join(', ')})`);
     const session = openSession('ops', global, io);
     try {
       // A diagnosis changes nothing and publishes nothing, like a dry run.

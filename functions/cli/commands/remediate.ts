@@ -6,6 +6,7 @@ import { runRemediation } from '../../jobs/remediate.ts';
 import type { Command } from '../command.ts';
 import { renderRemediateReport } from '../render.ts';
 import { openSession } from '../session.ts';
+import { didYouMean } from '../suggest.ts';
 
 /** Who runs the CLI, for the audit row: the OS user (current_user is recorded beside it). */
 export function cliInvoker(env: NodeJS.ProcessEnv): string {
@@ -32,7 +33,7 @@ export const remediate: Command = {
   positionals: 1,
   async run({ global, values, positionals, io }) {
     const fix = FIXES.find((f) => f === positionals[0]);
-    if (!fix) throw new ConfigError(`remediate: unknown fix ${JSON.stringify(positionals[0])} (fixes: ${FIXES.join(', ')})`);
+    if (!fix) throw new ConfigError(`remediate: unknown fix ${JSON.stringify(positionals[0])}${didYouMean(String(positionals[0]), FIXES)} (fixes: ${FIXES.join(', ')})`);
     const apply = values.apply === true;
     const restore = values.restore === true;
     const batch = values.batch as string | undefined;
