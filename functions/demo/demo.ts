@@ -14,6 +14,10 @@ import { createReferenceSchema, injectIncidents, seedReferenceData } from './see
 
 export interface DemoOptions {
   rows?: number;
+  /** Leave PostgreSQL running at the end, with its URL and commands to try, until Ctrl-C. */
+  keep?: boolean;
+  /** With keep, for tests: what to wait for instead of Ctrl-C, given the demo database's URL. */
+  until?: (url: string) => Promise<void>;
   /** Runs one CLI command line; the demo command passes the real `main`. */
   cli: (argv: string[]) => Promise<number>;
 }
@@ -26,6 +30,13 @@ export const EXPECTED_FINDINGS: Partial<Record<CheckName, 'critical' | 'warning'
   orphan_results: 'critical',
   duplicate_ids: 'warning',
 };
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
 
 export async function runDemo(io: CliIo, options: DemoOptions): Promise<number> {
   const rows = options.rows ?? 100_000;
@@ -99,12 +110,25 @@ export async function runDemo(io: CliIo, options: DemoOptions): Promise<number> 
       say(`(exit ${code})`);
     }
 
-    if (missed.length > 0) {
-      say(`\nthe health check missed injected incidents: ${missed.join(', ')}`);
-      return EXIT_CODES.critical;
+    const code = missed.length > 0 ? EXIT_CODES.critical : EXIT_CODES.ok;
+    say(missed.length > 0 ? `\nthe health check missed injected incidents: ${missed.join(', ')}` : '\nevery injected incident was flagged by the first health check.');
+    if (options.keep) {
+      // Ctrl-C is now the way out, not an interruption: wait for it instead of exiting on it.
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      const u = `'${url}'`;
+      say([
+        '',
+        `PostgreSQL keeps running with the demo database (a throw-away password): ${url}`,
+        'try:',
+        `  npx attempt-ops check --database-url ${u}`,
+        `  npx attempt-ops diagnose data-quality --database-url ${u}`,
+        `  npx attempt-ops remediate quarantine-duplicates --restore --database-url ${u}`,
+        'Ctrl-C stops it.',
+      ].join('\n'));
+      await (options.until ? options.until(url) : untilSignal());
     }
-    say('\nevery injected incident was flagged by the first health check.');
-    return EXIT_CODES.ok;
+    return code;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -2,6 +2,7 @@
  * `npm start` end to end, on a small dataset: its own embedded PostgreSQL, the seeded incidents,
  * the health check flagging each of them, every job through the real CLI, and a clean stop.
  */
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../functions/cli/main.ts';
 import type { CliIo } from '../../functions/cli/io.ts';
@@ -28,6 +29,32 @@ describe('the demo', () => {
     expect(last).toMatch(/^ok\s+permissions\s/m);
     expect(last).toMatch(/^ok\s+duplicate_ids\s/m);
     expect(err).toContain('every injected incident was flagged by the first health check.');
+    expect(err.trim().endsWith('stopping PostgreSQL')).toBe(true);
+  });
+
+  it('--keep leaves the demo database running, prints its URL and commands to try, and stops at the end', async () => {
+    let err = '';
+    const io: CliIo = { stdout: () => undefined, stderr: (t) => (err += t), env: {}, color: false };
+    let seen: { url: string; results: number } | undefined;
+    const code = await runDemo(io, {
+      rows: 1_000,
+      keep: true,
+      cli: (argv) => main(argv, io),
+      // Instead of waiting for Ctrl-C: what a user would do with the printed URL.
+      until: async (url) => {
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        try {
+          seen = { url, results: Number((await c.query('SELECT count(*) AS n FROM exam_results')).rows[0].n) };
+        } finally {
+          await c.end();
+        }
+      },
+    });
+    expect(code, err.slice(-2000)).toBe(0);
+    expect(seen!.results).toBeGreaterThanOrEqual(1_000);
+    expect(err).toContain(`PostgreSQL keeps running with the demo database (a throw-away password): ${seen!.url}`);
+    expect(err).toContain(`npx attempt-ops check --database-url '${seen!.url}'`);
     expect(err.trim().endsWith('stopping PostgreSQL')).toBe(true);
   });
 });
