@@ -9,7 +9,7 @@ import { AttemptOpsError, ConfigError, oneLine } from '../db/errors.ts';
 import type { Command } from './command.ts';
 import { COMMANDS } from './commands/index.ts';
 import { processIo, type CliIo } from './io.ts';
-import { GLOBAL_OPTIONS, readGlobalOptions } from './options.ts';
+import { GLOBAL_OPTIONS, readGlobalOptions, type GlobalOptions } from './options.ts';
 import { didYouMean } from './suggest.ts';
 
 /** The installed package's version: what `--version` prints and a bug report needs. */
@@ -38,6 +38,21 @@ function help(): string {
   ].join('\n');
 }
 
+/**
+ * Where the CLI tried to connect, for a failure to reach or log in: host, port, database and
+ * role (never the password), and where those came from, so a tired human sees what to fix.
+ */
+function where(global: GlobalOptions | undefined): string {
+  if (!global) return '';
+  try {
+    const c = global.connection();
+    const from = c.source === 'url' ? 'DATABASE_URL or --database-url' : 'the PG* variables (PGHOST, PGPORT, PGUSER, PGDATABASE)';
+    return ` [${c.user ?? '(default user)'}@${c.host ?? 'localhost'}:${c.port ?? 5432}/${c.database ?? '(default database)'}, from ${from}]`;
+  } catch {
+    return '';
+  }
+}
+
 function parse(command: Command, argv: string[]) {
   const options = { ...GLOBAL_OPTIONS, ...command.options };
   try {
@@ -62,6 +77,7 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
   }
   const command = COMMANDS.find((c) => c.name === name);
   let verbose = rest.includes('--verbose');
+  let global: GlobalOptions | undefined;
   try {
     if (!command) {
       const names = COMMANDS.map((c) => c.name);
@@ -76,12 +92,12 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     if (positionals.length !== expected) {
       throw new ConfigError(`${command.name}: expected ${expected} argument(s), got ${positionals.length} (usage: attempt-ops ${command.usage})`);
     }
-    const global = readGlobalOptions(values, io.env);
+    global = readGlobalOptions(values, io.env);
     verbose = global.verbose;
-    return await command.run({ global, values: values as Record<string, string | boolean | undefined>, positionals, io });
+    return await command.run({ global: global!, values: values as Record<string, string | boolean | undefined>, positionals, io });
   } catch (err) {
     const e = err instanceof AttemptOpsError ? err : new AttemptOpsError('job', oneLine(err), { cause: err });
-    io.stderr(`attempt-ops: ${oneLine(e)}\n`);
+    io.stderr(`attempt-ops: ${oneLine(e)}${e.kind === 'connection' || e.kind === 'authentication' ? where(global) : ''}\n`);
     if (verbose && err instanceof Error && err.stack) io.stderr(`${err.stack}\n`);
     return e.exitCode;
   }

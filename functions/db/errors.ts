@@ -42,6 +42,11 @@ interface PgLikeError {
 }
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+/** Node's TLS verification failures: the server was reached, its certificate was not trusted. */
+const TLS_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
 
 /** Turn whatever pg threw into an AttemptOpsError, keeping the original as `cause`. */
 export function classifyDbError(err: unknown, what = 'database'): AttemptOpsError {
@@ -51,6 +56,10 @@ export function classifyDbError(err: unknown, what = 'database'): AttemptOpsErro
   const message = typeof e.message === 'string' ? e.message : String(err);
   if (code === '57014') return new AttemptOpsError('timeout', `${what}: statement timeout (${message})`, { cause: err });
   if (code === '55P03') return new AttemptOpsError('lock-timeout', `${what}: lock timeout, another session holds a conflicting lock`, { cause: err });
+  // No password given (pg's words, or the server's): said plainly, before 28P01's "failed".
+  if (/client password must be a string|empty password returned by client|no password supplied/i.test(message)) {
+    return new AttemptOpsError('authentication', `${what}: the server asks for a password and none was given (add it to the URL, or set PGPASSWORD or ~/.pgpass)`, { cause: err });
+  }
   if (code === '28P01' || code === '28000') return new AttemptOpsError('authentication', `${what}: authentication failed (${message})`, { cause: err });
   if (code === '42501') return new AttemptOpsError('permission', `${what}: permission denied (${message})`, { cause: err });
   if (code === '3D000') return new AttemptOpsError('connection', `${what}: ${message}`, { cause: err });
@@ -59,6 +68,9 @@ export function classifyDbError(err: unknown, what = 'database'): AttemptOpsErro
     return new AttemptOpsError('connection', `${what}: connection lost (${message})`, { cause: err });
   }
   if (CONNECTION_CODES.has(code)) return new AttemptOpsError('connection', `${what}: cannot connect (${code})`, { cause: err });
+  if (TLS_CODES.has(code) || /does not support SSL|self[- ]signed certificate|unable to verify|certificate has expired|Hostname\/IP does not match/i.test(message)) {
+    return new AttemptOpsError('connection', `${what}: TLS failed (${code || message}): check sslmode and the CA (sslrootcert)`, { cause: err });
+  }
   if (/timeout expired|Connection terminated|connect ETIMEDOUT|Connection terminated unexpectedly/i.test(message)) {
     return new AttemptOpsError('connection', `${what}: cannot connect (${message})`, { cause: err });
   }
