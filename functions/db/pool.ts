@@ -57,7 +57,7 @@ export function createPool(settings: ConnectionSettings, options: PoolOptions): 
     connectionTimeoutMillis: timeouts.connectTimeoutMs,
     // Guards against a server that accepted the connection and then went silent: pg gives up a
     // little after the server-side timeout would have fired.
-    query_timeout: timeouts.statementTimeoutMs + 5_000,
+    query_timeout: timeouts.statementTimeoutMs + QUERY_GUARD_MARGIN_MS,
     max: options.max ?? 3,
     // The long jobs' sessions register as ours (functions/sql/own-sessions.ts), so long_running
     // and cancel-long-running leave them alone: application_name alone proves nothing. Done before
@@ -124,6 +124,9 @@ export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient, s
   }
 }
 
+/** How long after statement_timeout would have fired pg gives up on a silent server. */
+const QUERY_GUARD_MARGIN_MS = 5_000;
+
 /** Run fn in one transaction on one client, with SET LOCAL timeouts that end with it. */
 export async function inTransaction<T>(
   pool: pg.Pool,
@@ -131,6 +134,13 @@ export async function inTransaction<T>(
   fn: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   return withClient(pool, async (client, spoil) => {
+    // The client-side guard against a silent server (query_timeout) follows this transaction's
+    // statement_timeout: a full check given 2 minutes must not be cut at the session's 30 s + 5 s.
+    const params = (client as unknown as { connectionParameters: { query_timeout?: number } }).connectionParameters;
+    const sessionGuard = params.query_timeout;
+    if (options.statementTimeoutMs !== undefined && sessionGuard !== undefined) {
+      params.query_timeout = Math.max(sessionGuard, Math.round(options.statementTimeoutMs) + QUERY_GUARD_MARGIN_MS);
+    }
     try {
       await client.query(options.readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
       if (options.statementTimeoutMs !== undefined) {
@@ -146,6 +156,8 @@ export async function inTransaction<T>(
       // A session that cannot even roll back is not handed out again.
       await client.query('ROLLBACK').catch(spoil);
       throw err;
+    } finally {
+      params.query_timeout = sessionGuard;
     }
   });
 }
