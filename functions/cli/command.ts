@@ -17,8 +17,16 @@ export interface Command {
   usage: string;
   summary: string;
   options: OptionSpec;
+  /** What `<command> --help` lists below the usage: the choices (checks, incidents, fixes), one line each. */
+  help?: () => string[];
   /** How many positionals the command takes (exactly). */
   positionals?: number;
   /** Returns the exit code. */
   run(input: CommandInput): Promise<number>;
+}
+
+/** A `--help` list in two columns: a name, then its line. */
+export function choices(title: string, rows: readonly (readonly [string, string])[]): string[] {
+  const width = Math.max(...rows.map(([n]) => n.length));
+  return [`${title}:`, ...rows.map(([n, line]) => `  ${n.padEnd(width)}  ${line}`)];
 }

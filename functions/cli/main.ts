@@ -85,7 +85,8 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     }
     const { values, positionals } = parse(command, rest);
     if (values.help) {
-      io.stdout(`usage: attempt-ops ${command.usage}\n${command.summary}\n`);
+      const more = command.help?.() ?? [];
+      io.stdout(`usage: attempt-ops ${command.usage}\n${command.summary}\n${more.length ? `\n${more.join('\n')}\n` : ''}`);
       return EXIT_CODES.ok;
     }
     const expected = command.positionals ?? 0;

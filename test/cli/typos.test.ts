@@ -1,9 +1,10 @@
-/** `--version` and "did you mean", on the real binary in a child process (what a user's shell sees). */
+/** `--version`, each command's `--help` and "did you mean", on the real binary in a child process (what a user's shell sees). */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { closest } from '../../functions/cli/suggest.ts';
+import { CHECK_NAMES, FIXES, INCIDENTS } from '../../functions/contract/index.ts';
 
 const exec = promisify(execFile);
 const BIN = 'bin/attempt-ops.js';
@@ -22,6 +23,16 @@ describe('the command line helps with typos', () => {
   it('--version prints the package version and exits 0', async () => {
     const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
     expect(await run(['--version'])).toEqual({ code: 0, stdout: `attempt-ops ${version}\n`, stderr: '' });
+  });
+
+  it.each([
+    ['check', CHECK_NAMES],
+    ['diagnose', INCIDENTS],
+    ['remediate', FIXES],
+  ] as const)('%s --help lists every choice with its line', async (command, names) => {
+    const r = await run([command, '--help']);
+    expect(r.code).toBe(0);
+    for (const n of names) expect(r.stdout).toMatch(new RegExp(`^  ${n} +\\S`, 'm'));
   });
 
   it.each([

@@ -1,7 +1,7 @@
-import { CHECK_NAMES, ENV, EXIT_CODES } from '../../contract/index.ts';
+import { CHECK_NAMES, CHECK_SPECS, ENV, EXIT_CODES } from '../../contract/index.ts';
 import { executeJob } from '../../jobs/execute.ts';
 import { runHealthCheck } from '../../jobs/health-check.ts';
-import type { Command } from '../command.ts';
+import { choices, type Command } from '../command.ts';
 import { listOption } from '../options.ts';
 import { renderHealthReport } from '../render.ts';
 import { openSession } from '../session.ts';
@@ -11,6 +11,11 @@ export const check: Command = {
   usage: 'check [--only a,b] [--full] [--json]',
   summary: 'run the health checks',
   options: { only: { type: 'string' }, full: { type: 'boolean' } },
+  help: () => [
+    ...choices('checks (--only a,b)', CHECK_NAMES.map((n) => [n, `${CHECK_SPECS[n].severity}  ${CHECK_SPECS[n].summary}`] as const)),
+    '',
+    '--full reads every row (the daily run); without it the data-quality checks read what changed since the last run.',
+  ],
   async run({ global, values, io }) {
     const only = listOption(values.only as string | undefined, '--only', CHECK_NAMES);
     const session = openSession('health-check', global, io);
