@@ -53,6 +53,29 @@ function where(global: GlobalOptions | undefined): string {
   }
 }
 
+/** SQLSTATEs whose cause one runbook diagnosis explains. */
+const DIAGNOSIS_FOR_SQLSTATE: Record<string, string> = {
+  '23505': 'duplicates', // a unique index refused a row: duplicate attempt ids (runbook 5)
+  '21000': 'duplicates',
+  '22P02': 'data-quality', // invalid input syntax: a poison row the view cannot cast (runbook 4)
+  '22003': 'data-quality',
+  '42501': 'permission-denied',
+  '42P01': 'view-missing',
+  '57014': 'slow-queries',
+  '55P03': 'slow-queries',
+};
+
+/** " (attempt-ops diagnose X explains it)" for a failure one diagnosis explains, else nothing. */
+function diagnoseHint(e: AttemptOpsError): string {
+  let cause: unknown = e;
+  for (let depth = 0; cause && depth < 5; depth++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string' && DIAGNOSIS_FOR_SQLSTATE[code]) return ` (attempt-ops diagnose ${DIAGNOSIS_FOR_SQLSTATE[code]} explains it)`;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return '';
+}
+
 function parse(command: Command, argv: string[]) {
   const options = { ...GLOBAL_OPTIONS, ...command.options };
   try {
@@ -98,7 +121,7 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     return await command.run({ global: global!, values: values as Record<string, string | boolean | undefined>, positionals, io });
   } catch (err) {
     const e = err instanceof AttemptOpsError ? err : new AttemptOpsError('job', oneLine(err), { cause: err });
-    io.stderr(`attempt-ops: ${oneLine(e)}${e.kind === 'connection' || e.kind === 'authentication' ? where(global) : ''}\n`);
+    io.stderr(`attempt-ops: ${oneLine(e)}${e.kind === 'connection' || e.kind === 'authentication' ? where(global) : diagnoseHint(e)}\n`);
     if (verbose && err instanceof Error && err.stack) io.stderr(`${err.stack}\n`);
     return e.exitCode;
   }

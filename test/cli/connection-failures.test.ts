@@ -7,15 +7,15 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../functions/demo/embedded.ts';
-import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { createTestDatabase, seedClean, type TestDatabase } from '../support/db.ts';
 
 const exec = promisify(execFile);
 
-async function check(databaseUrl: string): Promise<{ code: number; stdout: string; stderr: string }> {
+async function check(databaseUrl: string, args = ['check', '--only', 'view_exists']): Promise<{ code: number; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', DATABASE_URL: databaseUrl };
   for (const k of ['PGPASSWORD', 'PGPASSFILE', 'PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE']) delete env[k];
   try {
-    const r = await exec(process.execPath, ['bin/attempt-ops.js', 'check', '--only', 'view_exists'], { env });
+    const r = await exec(process.execPath, ['bin/attempt-ops.js', ...args], { env });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -70,5 +70,17 @@ describe('cannot reach or log in: exit 3, one line that says where', () => {
     const u = new URL(db.url);
     u.searchParams.set('sslmode', 'require');
     expect(oneLine(await check(u.toString()))).toMatch(/TLS failed .*does not support SSL/);
+  });
+});
+
+describe('a job that ran and failed: exit 2, and the diagnosis that explains it', () => {
+  it('a refresh refused by a duplicate attempt names diagnose duplicates', async () => {
+    await seedClean(db.admin);
+    expect((await check(db.url, ['bootstrap', '--apply'])).code).toBe(0);
+    await db.admin.query(`INSERT INTO exam_results SELECT id, student_id, result_json, completed_at FROM exam_results WHERE id = (SELECT min(id) FROM exam_results)`);
+    const r = await check(db.url, ['refresh']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(r.stderr).toMatch(/^attempt-ops: .*\(attempt-ops diagnose duplicates explains it\)\n$/);
   });
 });

@@ -98,7 +98,7 @@ describe('maintenance commands', () => {
       expect(Date.now() - started).toBeLessThan(10_000);
       expect(code).toBe(2);
       expect(stdout).toBe('');
-      expect(stderr).toBe('attempt-ops: ANALYZE public.exam_results: lock timeout, another session holds a conflicting lock\n');
+      expect(stderr).toBe('attempt-ops: ANALYZE public.exam_results: lock timeout, another session holds a conflicting lock (attempt-ops diagnose slow-queries explains it)\n');
     } finally {
       await lock.release();
     }
