@@ -7,4 +7,9 @@ import { main } from '../functions/cli/main.ts';
 process.removeAllListeners('warning');
 if (process.argv.includes('--verbose')) process.on('warning', (w) => process.stderr.write(`${w.name}: ${w.message}\n`));
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Everything is printed and every pool closed: a socket pg left open after a failure on its own
+// side (no password against a server that waits for one, up to authentication_timeout) must not
+// keep a finished command alive. Unref'd, so a clean exit never waits for it.
+setTimeout(() => process.exit(code), 1_000).unref();
