@@ -52,8 +52,11 @@ const scheduleRecord = z.strictObject(
 );
 
 const target = z.strictObject({
-  /** The Database dimension; also part of stack, function and alarm names (Lambda's charset). */
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$/, 'must be 1 to 30 letters, digits, "_" or "-"'),
+  /**
+   * The Database dimension; also part of stack, function, rule and alarm names (Lambda's
+   * charset). 27 at most: EventBridge rule names ("AttemptOps-<name>-Schedules…") stop at 64.
+   */
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,26}$/, 'must be 1 to 27 letters, digits, "_" or "-" (EventBridge rule names stop at 64 characters)'),
   vpc: z.strictObject({
     vpcId: z.string().regex(/^vpc-[0-9a-f]{8,17}$/, 'must be a VPC id (vpc-…)'),
     /** Private subnets that can reach the database (and Secrets Manager / CloudWatch). */
@@ -194,8 +197,10 @@ function crossCheck(config: AttemptOpsConfig): [string, string][] {
   const seen = new Set<string>();
   config.targets.forEach((t, i) => {
     const at = `targets[${i}]`;
-    if (seen.has(t.name.toLowerCase())) problems.push([`${at}.name`, `"${t.name}" is used by another target`]);
-    seen.add(t.name.toLowerCase());
+    // Stack names turn "_" into "-" (lib/app.ts), so a_b and a-b would be one stack.
+    const key = t.name.toLowerCase().replace(/_/g, '-');
+    if (seen.has(key)) problems.push([`${at}.name`, `"${t.name}" is used by another target (names differing only in case or "_" against "-" are one stack)`]);
+    seen.add(key);
     if (!t.capture && t.refreshMode === 'incremental') {
       problems.push([`${at}.refreshMode`, 'incremental needs the change capture: set capture to true, or refreshMode to concurrent']);
     }

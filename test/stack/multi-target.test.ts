@@ -173,3 +173,21 @@ describe('paging through the PagerDuty CloudWatch integration', () => {
     expect(perms).toEqual([]);
   });
 });
+
+describe('target names at the limit', () => {
+  it('a 27-character name (the longest the config allows) synthesizes, rule names within 64 characters', () => {
+    const raw = rawExampleConfig();
+    raw.targets = [{ ...raw.targets[0], name: 'a'.repeat(27) }];
+    const long = synth(parse(raw), { skipBundling: true });
+    try {
+      const rules = resourcesOf(long.json(0), 'AWS::Events::Rule').map(([, p]) => p.Name ?? '');
+      expect(rules.length).toBeGreaterThan(0);
+      for (const name of rules) {
+        expect(name).toContain('a'.repeat(27));
+        expect(name.length).toBeLessThanOrEqual(64);
+      }
+    } finally {
+      long.cleanup();
+    }
+  }, SYNTH_TIMEOUT_MS);
+});
