@@ -20,13 +20,11 @@ import { inTransaction, type PoolClient } from '../db/pool.ts';
 import { METRIC_STATE } from '../sql/ops-schema.ts';
 import { AUDIT_FUNCTIONS, METRIC_STATE_PUT_SQL } from '../sql/audit.ts';
 import type { JobDeps } from './deps.ts';
-import { runHealthCheck, type HealthCheckOptions } from './health-check.ts';
+import { runHealthCheck } from './health-check.ts';
 
 export interface PublishMetricsOptions {
   /** Compute and report; keep no sample, publish nothing. */
   dryRun?: boolean;
-  /** The checks' time-based limits, as the health check takes them (tests tighten them). */
-  settings?: HealthCheckOptions['settings'];
 }
 
 /**
@@ -180,7 +178,7 @@ export async function runPublishMetrics(deps: JobDeps, options: PublishMetricsOp
   const dryRun = options.dryRun === true;
 
   // dryRun here only means "do not record a health-check run": these are not the hourly checks.
-  const health = await runHealthCheck(deps, { checks: PUBLISH_METRICS_CHECKS, dryRun: true, changesOnly: true, settings: options.settings });
+  const health = await runHealthCheck(deps, { checks: PUBLISH_METRICS_CHECKS, dryRun: true, changesOnly: true });
   const statuses: Status[] = [];
   const notes: string[] = [];
   const actions: ActionReport[] = health.checks.map((c) => {

@@ -2,7 +2,7 @@
  * The PagerDuty forwarder end to end: the Lambda handler, Secrets Manager through
  * aws-sdk-client-mock, and a real HTTP server on 127.0.0.1 standing in for the Events API.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
@@ -12,9 +12,8 @@ import { ENV, alarmDescription, alarmName, ALARM_SPECS, JOB_SILENT_ALARM } from 
 import { handler, resetForwarder } from '../../functions/handlers/pagerduty-forwarder.ts';
 import { PagerDutyError } from '../../functions/paging/pagerduty.ts';
 import { resetRoutingKey } from '../../functions/paging/routing-key.ts';
+import { readBody, ROUTING_KEY, SECRET_ARN } from '../support/pagerduty.ts';
 
-const ROUTING_KEY = 'R0utingKey0123456789abcdefABCDEF';
-const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:attempt-ops/pagerduty-AbCdEf';
 const RUNBOOK = 'https://runbooks.example.com/attempt-view-runbook.md';
 
 interface Received {
@@ -32,15 +31,6 @@ let answers: { status: number; body: string }[] = [];
 const sm = mockClient(SecretsManagerClient);
 let stderr: string[] = [];
 const realWrite = process.stderr.write.bind(process.stderr);
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 beforeAll(async () => {
   server = createServer(async (req, res) => {

@@ -8,7 +8,7 @@
  * counts as one Lambda Errors datum of its function (0 on success, as Lambda publishes).
  */
 import { existsSync, renameSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
@@ -20,6 +20,7 @@ import { resetRoutingKey } from '../../functions/paging/routing-key.ts';
 import { silentLogger } from '../../functions/runtime/log.ts';
 import { evaluate, type AlarmState, type Sample } from '../stack/alarm-evaluator.ts';
 import { resourcesOf, type TemplateJson } from '../stack/support.ts';
+import { readBody, ROUTING_KEY, SECRET_ARN } from '../support/pagerduty.ts';
 
 /**
  * libfaketime, where the Debian package `faketime` is installed: preloaded into PostgreSQL, it
@@ -100,8 +101,6 @@ export const HOUR = 3600;
 /** Jobs run this many seconds into their minute (EventBridge start plus a cold start). */
 export const RUN_OFFSET = 10;
 
-const ROUTING_KEY = 'R0utingKey0123456789abcdefABCDEF';
-const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:attempt-ops/pagerduty-AbCdEf';
 const ACCOUNT = '123456789012';
 
 interface WatchedAlarm {
@@ -154,15 +153,6 @@ export interface LocalPagerDuty {
   url: string;
   events: PagerDutyEventSeen[];
   close(): Promise<void>;
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 /** The stand-in Events API on 127.0.0.1, as test/paging/forwarder.test.ts starts it. */

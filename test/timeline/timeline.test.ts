@@ -157,15 +157,17 @@ function core(run: ScheduledRun, deps: JobDeps): () => Promise<ReportEnvelope> {
  * end of each minute.
  */
 async function simulate(schedule: Schedule): Promise<{ timeline: Timeline; incidents: Incident[] }> {
-  const db = schedule.clock === 'real' ? realDb : virtualDb();
-  await resetToClean(db.admin);
-  await db.admin.query(`GRANT SELECT ON exam_results, questions, attempt TO ${DEFAULT_APP_ROLE}`);
-  await schedule.beforeDeploy?.({ admin: db.admin });
+  // Without libfaketime both are the one database on the real clock.
+  const onRealClock = schedule.clock === 'real' && realDb !== db;
+  const on = onRealClock ? realDb : db;
+  await resetToClean(on.admin);
+  await on.admin.query(`GRANT SELECT ON exam_results, questions, attempt TO ${DEFAULT_APP_ROLE}`);
+  await schedule.beforeDeploy?.({ admin: on.admin });
   const deployed = schedule.deployment === 'incremental' ? incremental : { template, schedules };
-  const tl = new Timeline({ template: deployed.template, target: TARGET, prefix: PREFIX, databaseClock: db === realDb && realDb !== virtualDb() ? undefined : databaseClock });
+  const tl = new Timeline({ template: deployed.template, target: TARGET, prefix: PREFIX, databaseClock: onRealClock ? undefined : databaseClock });
   current = tl;
   const firstEvent = pd.events.length;
-  let pool = db.pool('timeline');
+  let pool = on.pool('timeline');
   const deps = (): JobDeps => jobDeps(pool, { target: TARGET, clock: tl.clock });
   const setPool = (p: Pool) => {
     pool = p;
@@ -190,9 +192,6 @@ async function simulate(schedule: Schedule): Promise<{ timeline: Timeline; incid
   current = undefined;
   return { timeline: tl, incidents: incidentsOf(pd.events.slice(firstEvent), tl.alarmOfKey) };
 }
-
-/** The database of the cases on the virtual clock. */
-const virtualDb = () => db;
 
 /** Another session on a test database, for the faults that are sessions (locks, waits, idle transactions). */
 async function session(name: string, on: TestDatabase = db): Promise<pg.Client> {
